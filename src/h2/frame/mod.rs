@@ -1,0 +1,1 @@
+//! Frame codec (RFC 9113 §4, §6). (placeholder)
