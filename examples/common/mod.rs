@@ -1,0 +1,209 @@
+//! Code shared by the example binaries and by `demo`.
+//!
+//! Every service lives in its own module here, holding both its server implementation and its
+//! client routine, so that a standalone `*_server`/`*_client` pair and the all-in-one `demo`
+//! run exactly the same code. The binaries stay thin: parse flags, build a server or a
+//! channel, call into this module.
+//!
+//! Each binary compiles this module with `mod common;` and uses only part of it, hence the
+//! `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod cal;
+pub mod calculator;
+pub mod compute;
+pub mod contact;
+pub mod format_data;
+pub mod helloworld;
+pub mod json;
+pub mod route_guide;
+pub mod streams;
+
+/// Generated code (prost messages plus `<service>_server` / `<service>_client` modules), one
+/// file per proto, produced by `grpc-sync-build` from `proto/` and checked in under
+/// `examples/generated/`.
+///
+/// Generated code is not held to our clippy settings.
+#[allow(clippy::all)]
+pub mod pb {
+    pub mod calculator {
+        include!("../generated/calculator.rs");
+    }
+    pub mod compute {
+        include!("../generated/compute.rs");
+    }
+    pub mod contact {
+        include!("../generated/contact.rs");
+    }
+    pub mod format_data {
+        include!("../generated/format_data.rs");
+    }
+    pub mod helloworld {
+        include!("../generated/helloworld.rs");
+    }
+    pub mod route_guide {
+        include!("../generated/route_guide.rs");
+    }
+    pub mod simple_cal {
+        include!("../generated/simple_cal.rs");
+    }
+    pub mod streams {
+        include!("../generated/streams.rs");
+    }
+}
+
+use std::error::Error;
+
+/// The error type of client routines: any RPC `Status` or local failure.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// The port every example uses unless told otherwise, as in the gRPC tutorials.
+pub const DEFAULT_PORT: u16 = 50051;
+
+/// Command-line flags shared by all examples: `--port P` and `--addr HOST:PORT`.
+///
+/// Hand-written so the examples need no argument-parsing dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// `--port P`: the port to listen on (servers) or to connect to (clients).
+    pub port: u16,
+    /// `--addr A`: a full address, overriding `--port`.
+    pub addr: Option<String>,
+}
+
+impl Args {
+    /// Parses the process's arguments; prints usage and exits on `--help` or a bad flag.
+    pub fn parse() -> Args {
+        let program = std::env::args().next().unwrap_or_else(|| "example".into());
+        match Args::parse_from(std::env::args().skip(1)) {
+            Ok(Some(args)) => args,
+            Ok(None) => {
+                println!("{}", usage(&program));
+                std::process::exit(0);
+            }
+            Err(msg) => {
+                eprintln!("error: {msg}\n{}", usage(&program));
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// Parses flags from `args` (without the program name). `Ok(None)` means `--help`.
+    pub fn parse_from(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+        let mut parsed = Args {
+            port: DEFAULT_PORT,
+            addr: None,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            // Accept both `--flag value` and `--flag=value`.
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+                None => (arg, None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--port" | "-p" => {
+                    let v = value()?;
+                    parsed.port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
+                }
+                "--addr" | "-a" => parsed.addr = Some(value()?),
+                "--help" | "-h" => return Ok(None),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The address a server listens on: `--addr`, else `[::]:PORT` as in the tutorials.
+    pub fn listen_addr(&self) -> String {
+        self.addr
+            .clone()
+            .unwrap_or_else(|| format!("[::]:{}", self.port))
+    }
+
+    /// The target a client connects to: `--addr`, else `localhost:PORT`.
+    pub fn target(&self) -> String {
+        self.addr
+            .clone()
+            .unwrap_or_else(|| format!("localhost:{}", self.port))
+    }
+}
+
+fn usage(program: &str) -> String {
+    format!(
+        "usage: {program} [--port P] [--addr HOST:PORT]\n  \
+         --port P          port to listen on / connect to (default {DEFAULT_PORT})\n  \
+         --addr HOST:PORT  full address, overrides --port"
+    )
+}
+
+/// A small deterministic pseudo-random generator (SplitMix64).
+///
+/// The seeds use Python's `random`; the examples want reproducible runs (so `demo` can check
+/// results) and no `rand` dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..=hi`, like Python's `random.randint(lo, hi)`.
+    pub fn randint(&mut self, lo: i32, hi: i32) -> i32 {
+        assert!(lo <= hi, "randint: empty range");
+        let span = (i64::from(hi) - i64::from(lo) + 1) as u64;
+        // The modulo bias is irrelevant for spans this small next to 2^64.
+        (i64::from(lo) + (self.next_u64() % span) as i64) as i32
+    }
+
+    /// A float in `[0, 1)`, like Python's `random.random()`.
+    pub fn random(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An index in `0..len`, like `random.randrange(len)`.
+    pub fn index(&mut self, len: usize) -> usize {
+        assert!(len > 0, "index: empty range");
+        (self.next_u64() % len as u64) as usize
+    }
+}
+
+/// The error a streaming call failed with before its first message.
+///
+/// A runtime may report an early failure either from the call itself or as the stream's first
+/// item; this accepts both. `None` if a message came first or the stream ended cleanly.
+pub fn first_error<T, I>(result: Result<I, grpc_sync::Status>) -> Option<grpc_sync::Status>
+where
+    I: Iterator<Item = Result<T, grpc_sync::Status>>,
+{
+    match result {
+        Err(status) => Some(status),
+        Ok(mut stream) => match stream.next() {
+            Some(Err(status)) => Some(status),
+            _ => None,
+        },
+    }
+}
+
+/// Formats a status the way grpcio's `'{}:{}'.format(e.code(), e.details())` prints it,
+/// e.g. `StatusCode.INVALID_ARGUMENT:cannot divide by 0`.
+pub fn python_status(status: &grpc_sync::Status) -> String {
+    format!("StatusCode.{}:{}", status.code().as_str(), status.message())
+}

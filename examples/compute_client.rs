@@ -1,0 +1,15 @@
+//! The Compute client (seed 001): the length of "123456".
+//!
+//! Run: `cargo run --release --example compute_client -- --port 50051` with the server running.
+
+mod common;
+
+use grpc_sync::Channel;
+
+fn main() -> Result<(), common::BoxError> {
+    let args = common::Args::parse();
+    // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
+    let channel = Channel::insecure(&args.target())?;
+    common::compute::run_client(&channel)?;
+    Ok(())
+}

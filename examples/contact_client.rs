@@ -1,0 +1,15 @@
+//! The Contact client (seed 001's two-way messaging): one round of sendStatus, getTask and tellResult.
+//!
+//! Run: `cargo run --release --example contact_client -- --port 50051` with the server running.
+
+mod common;
+
+use grpc_sync::Channel;
+
+fn main() -> Result<(), common::BoxError> {
+    let args = common::Args::parse();
+    // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
+    let channel = Channel::insecure(&args.target())?;
+    common::contact::run_client(&channel, 2020)?;
+    Ok(())
+}

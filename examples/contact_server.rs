@@ -1,0 +1,29 @@
+//! The Contact server (seed 001's two-way messaging): getTask, sendStatus, tellResult.
+//!
+//! Run: `cargo run --release --example contact_server -- --port 50051`
+
+mod common;
+
+use std::time::Duration;
+
+use grpc_sync::Server;
+
+use common::contact::ContactService;
+use common::pb::contact::contact_server::ContactServer;
+
+fn main() -> Result<(), common::BoxError> {
+    let args = common::Args::parse();
+    // A new batch of tasks 40 s after the queue runs dry, as in the seed.
+    let service = ContactService::new(Duration::from_secs(40), 2020);
+    // Register the service on a server with a pool of worker threads, like
+    // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    let mut builder = Server::builder()
+        .max_workers(10)
+        .add_service(ContactServer::new(service));
+    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
+    let server = builder.build()?;
+    server.start()?;
+    println!("contact server listening on port {port}");
+    server.wait_for_termination(None);
+    Ok(())
+}

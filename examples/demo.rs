@@ -1,0 +1,357 @@
+//! Every example at once: one server with all the services on `127.0.0.1:0`, every client
+//! routine run against it, and each result checked.
+//!
+//! Run: `cargo run --release --example demo`. Exits 0 only if every check passed.
+
+mod common;
+
+use std::fmt::Debug;
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use grpc_sync::{Channel, Code, Server};
+
+use common::pb::calculator::demo_client::DemoClient as CalculatorClient;
+use common::pb::calculator::demo_server::DemoServer as CalculatorServer;
+use common::pb::contact::contact_server::ContactServer;
+use common::pb::format_data::format_data_server::FormatDataServer;
+use common::pb::helloworld::greeter_server::GreeterServer;
+use common::pb::route_guide::route_guide_server::RouteGuideServer;
+use common::pb::route_guide::Point;
+use common::pb::simple_cal::cal_server::CalServer;
+use common::pb::streams::demo_server::DemoServer as StreamsServer;
+use common::pb::{calculator::City, compute::compute_server::ComputeServer};
+use common::{cal, calculator, compute, contact, format_data, helloworld, route_guide, streams};
+use common::{first_error, BoxError};
+
+/// Fixes every random choice, so the expected results are known.
+const SEED: u64 = 2020;
+
+/// A runtime bug must not hang the demo: it gives up after this long.
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long to wait for a server-side event (a handler noticing a cancel, say).
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    thread::spawn(|| {
+        thread::sleep(TIME_LIMIT);
+        eprintln!("demo: still running after {TIME_LIMIT:?}; giving up");
+        std::process::exit(1);
+    });
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tallies checks and prints each one.
+#[derive(Default)]
+struct Checks {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Checks {
+    fn check(&mut self, what: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+            println!("  ok: {what}");
+        } else {
+            println!("  FAILED: {what}");
+            self.failed.push(what.to_string());
+        }
+    }
+
+    fn eq<T: PartialEq + Debug>(&mut self, what: &str, got: &T, want: &T) {
+        if got == want {
+            self.check(what, true);
+        } else {
+            self.check(&format!("{what}: got {got:?}, want {want:?}"), false);
+        }
+    }
+
+    /// Runs one example's client under a heading; a failed call is a failed check.
+    fn section<T>(&mut self, title: &str, run: impl FnOnce() -> Result<T, BoxError>) -> Option<T> {
+        println!("\n===== {title} =====");
+        let outcome = run();
+        println!("----- checks");
+        match outcome {
+            Ok(report) => Some(report),
+            Err(e) => {
+                self.check(&format!("{title}: the calls succeed ({e})"), false);
+                None
+            }
+        }
+    }
+
+    /// Prints the tally; true if nothing failed.
+    fn summary(&self) -> bool {
+        println!();
+        if self.failed.is_empty() {
+            println!("demo: all {} checks passed", self.passed);
+        } else {
+            println!(
+                "demo: {} checks passed, {} FAILED:",
+                self.passed,
+                self.failed.len()
+            );
+            for what in &self.failed {
+                println!("  - {what}");
+            }
+        }
+        self.failed.is_empty()
+    }
+}
+
+/// Waits up to [`EVENT_WAIT`] for a server event matching `pred`, keeping the others.
+fn wait_event(
+    events: &mpsc::Receiver<streams::Event>,
+    seen: &mut Vec<streams::Event>,
+    pred: impl Fn(&streams::Event) -> bool,
+) -> Option<streams::Event> {
+    let deadline = Instant::now() + EVENT_WAIT;
+    loop {
+        if let Some(i) = seen.iter().position(&pred) {
+            return Some(seen.remove(i));
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        seen.push(events.recv_timeout(left).ok()?);
+    }
+}
+
+fn run() -> Result<bool, BoxError> {
+    let db = route_guide::load_db()?;
+    let (events_tx, events) = mpsc::channel();
+    let contact_service = Arc::new(contact::ContactService::new(Duration::from_secs(60), SEED));
+
+    // One server with every service, on a port the OS picks.
+    let mut builder = Server::builder()
+        .max_workers(10)
+        .add_service(GreeterServer::new(helloworld::Greeter))
+        .add_service(RouteGuideServer::new(route_guide::RouteGuideService::new(
+            db.clone(),
+        )))
+        .add_service(CalculatorServer::new(calculator::DemoService::default()))
+        .add_service(FormatDataServer::new(format_data::FormatData))
+        .add_service(CalServer::new(cal::CalService))
+        .add_service(ComputeServer::new(compute::ComputeService))
+        .add_service(StreamsServer::new(
+            streams::DemoService::new(Duration::from_millis(10)).with_events(events_tx),
+        ))
+        .add_service(ContactServer::from_arc(contact_service.clone()));
+    let port = builder.add_insecure_port("127.0.0.1:0")?;
+    let server = builder.build()?;
+    server.start()?;
+    println!("demo server listening on 127.0.0.1:{port}");
+    let channel = Channel::insecure(&format!("127.0.0.1:{port}"))?;
+    let mut c = Checks::default();
+
+    if let Some(replies) = c.section("helloworld", || helloworld::run_client(&channel)) {
+        c.eq(
+            "SayHello, SayHelloAgain",
+            &replies,
+            &vec!["hello czl".to_string(), "hello daydaygo".to_string()],
+        );
+    }
+
+    if let Some(r) = c.section("route_guide", || {
+        route_guide::run_client(&channel, &db, SEED)
+    }) {
+        c.check(
+            "GetFeature finds the named feature at 409146138, -746188906",
+            r.got[0].name == "Berkshire Valley Management Area Trail, Jefferson, NJ, USA",
+        );
+        c.check(
+            "GetFeature answers an unnamed feature at (0, 0)",
+            r.got[1].name.is_empty() && r.got[1].location == Some(Point::default()),
+        );
+        let rect = route_guide::standard_rectangle();
+        let want: Vec<_> = db
+            .iter()
+            .filter(|f| {
+                f.location
+                    .is_some_and(|p| route_guide::in_rectangle(&rect, &p))
+            })
+            .cloned()
+            .collect();
+        c.check("ListFeatures finds features", !want.is_empty());
+        c.eq(
+            "ListFeatures lists the rectangle's features",
+            &r.listed,
+            &want,
+        );
+        let meters: f64 = r
+            .route
+            .windows(2)
+            .map(|w| route_guide::distance(&w[0], &w[1]))
+            .sum();
+        c.eq(
+            "RecordRoute summary (points, features, distance)",
+            &(
+                r.summary.point_count,
+                r.summary.feature_count,
+                r.summary.distance,
+            ),
+            &(10, 10, meters as i32),
+        );
+        let first = &route_guide::chat_notes()[0];
+        c.eq(
+            "RouteChat echoes the first note when the fourth comes to its place",
+            &r.chat,
+            &vec![first.clone()],
+        );
+    }
+
+    let calculator_service = calculator::DemoService::default();
+    if let Some(r) = c.section("calculator", || calculator::run_client(&channel, SEED)) {
+        c.eq(
+            "Calculate 100+50, 100*50, 100//50",
+            &r.results,
+            &vec![150, 5000, 2],
+        );
+        c.eq(
+            "Calculate 100//0 fails",
+            &r.divide_by_zero
+                .as_ref()
+                .map(|s| (s.code(), s.message().to_string())),
+            &Some((Code::InvalidArgument, "cannot divide by 0".to_string())),
+        );
+        let want: Vec<String> = calculator_service
+            .subjects("beijing")
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        c.eq("GetCitySubjects(beijing)", &r.subjects, &want);
+        c.eq("Accumulate", &r.sum, &r.deltas.iter().sum());
+        let want: Vec<(i32, String)> = r
+            .guesses
+            .iter()
+            .filter(|&&g| (0..10).contains(&g))
+            .map(|&g| (g, "bingo".to_string()))
+            .collect();
+        let got: Vec<(i32, String)> = r.answers.iter().map(|a| (a.val, a.desc.clone())).collect();
+        c.eq("GuessNumber answers exactly the right guesses", &got, &want);
+        let unknown = first_error(
+            CalculatorClient::new(channel.clone()).get_city_subjects(City {
+                name: "atlantis".into(),
+            }),
+        );
+        c.eq(
+            "GetCitySubjects(atlantis) is NOT_FOUND",
+            &unknown.map(|s| s.code()),
+            &Some(Code::NotFound),
+        );
+    }
+
+    if let Some(r) = c.section("format_data", || format_data::run_client(&channel)) {
+        c.eq(
+            "DoFormat upper-cases (plain, with_call, future)",
+            &r.texts,
+            &vec!["HELLO,WORLD!".to_string(); 3],
+        );
+        let echoed: Vec<(String, String)> = format_data::METADATA
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        c.eq(
+            "the server echoes ip and hello as initial metadata",
+            &r.initial_metadata,
+            &vec![echoed.clone(), echoed],
+        );
+    }
+
+    if let Some(r) = c.section("cal", || cal::run_client(&channel, 100, 300)) {
+        c.eq("Add, Multiply", &r, &(400, 30000));
+    }
+
+    if let Some(r) = c.section("compute", || compute::run_client(&channel)) {
+        c.eq("SayHello answers the length", &r, &"6".to_string());
+    }
+
+    if let Some(r) = c.section("streams", || {
+        streams::run_client(&channel, Duration::ZERO, SEED)
+    }) {
+        c.eq(
+            "hellojlc carries the map field",
+            &r.hellojlc,
+            &"my name is jlc, i am 23 years old; a: jlc is 23 (active: true)".to_string(),
+        );
+        let want: Vec<String> = (1..=streams::RECV_TAKE)
+            .map(|i| format!("send {i} jlc"))
+            .collect();
+        c.eq("TestClientRecvStream streams", &r.received, &want);
+        let mut seen = Vec::new();
+        let ended = wait_event(
+            &events,
+            &mut seen,
+            |e| matches!(e, streams::Event::RecvStreamEnded { data, .. } if data == "jlc"),
+        );
+        c.check(
+            &format!("the server stops streaming once the client cancels ({ended:?})"),
+            matches!(ended, Some(streams::Event::RecvStreamEnded { sent, .. }) if sent as usize >= streams::RECV_TAKE),
+        );
+        c.eq(
+            "data \"close\": the server cancels the call",
+            &r.close.map(|s| s.code()),
+            &Some(Code::Cancelled),
+        );
+        c.eq(
+            "TestClientSendStream answers ok",
+            &r.send_result,
+            &"ok".to_string(),
+        );
+        let read = wait_event(&events, &mut seen, |e| {
+            matches!(e, streams::Event::SendStreamRead { .. })
+        });
+        c.eq(
+            "TestClientSendStream stops reading at index 10",
+            &read,
+            &Some(streams::Event::SendStreamRead { read: 11 }),
+        );
+        let want: Vec<String> = r
+            .two_way_sent
+            .iter()
+            .map(|d| format!("service send client {d}"))
+            .collect();
+        c.eq("TestTwoWayStream answers each message", &r.two_way, &want);
+    }
+
+    if let Some(r) = c.section("contact", || contact::run_client(&channel, SEED)) {
+        let want: Vec<String> = r
+            .status_sent
+            .iter()
+            .map(|m| format!("服务端接收到消息:{m}"))
+            .collect();
+        c.eq("sendStatus answers each message", &r.status_replies, &want);
+        c.eq(
+            "getTask sends a batch of tasks",
+            &r.tasks.len(),
+            &contact::TASKS,
+        );
+        c.check(
+            "tasks look like 任务:N",
+            r.tasks.iter().all(|t| t.starts_with("任务:")),
+        );
+        let want: Vec<String> = r
+            .tasks
+            .iter()
+            .map(|t| format!("客户端接收到任务:{t}"))
+            .collect();
+        c.eq(
+            "tellResult delivered every acknowledgement",
+            &contact_service.results(),
+            &want,
+        );
+    }
+
+    server.stop(Some(Duration::from_secs(1)));
+    Ok(c.summary())
+}

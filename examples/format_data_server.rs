@@ -1,0 +1,26 @@
+//! The FormatData server (seed 004): DoFormat upper-cases, and echoes the client's metadata.
+//!
+//! Run: `cargo run --release --example format_data_server -- --port 50051`
+
+mod common;
+
+use grpc_sync::Server;
+
+use common::format_data::FormatData;
+use common::pb::format_data::format_data_server::FormatDataServer;
+
+fn main() -> Result<(), common::BoxError> {
+    let args = common::Args::parse();
+
+    // Register the service on a server with a pool of worker threads, like
+    // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    let mut builder = Server::builder()
+        .max_workers(10)
+        .add_service(FormatDataServer::new(FormatData));
+    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
+    let server = builder.build()?;
+    server.start()?;
+    println!("format_data server listening on port {port}");
+    server.wait_for_termination(None);
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The seed 003 demo server: hellojlc and the three streaming shapes.
+//!
+//! Run: `cargo run --release --example streams_server -- --port 50051`
+
+mod common;
+
+use std::time::Duration;
+
+use grpc_sync::Server;
+
+use common::pb::streams::demo_server::DemoServer;
+use common::streams::DemoService;
+
+fn main() -> Result<(), common::BoxError> {
+    let args = common::Args::parse();
+    // One streamed message a second, as in the seed.
+    let service = DemoService::new(Duration::from_secs(1));
+    // Register the service on a server with a pool of worker threads, like
+    // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    let mut builder = Server::builder()
+        .max_workers(10)
+        .add_service(DemoServer::new(service));
+    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
+    let server = builder.build()?;
+    server.start()?;
+    println!("streams server listening on port {port}");
+    server.wait_for_termination(None);
+    Ok(())
+}
