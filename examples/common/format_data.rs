@@ -29,7 +29,7 @@ impl format_data_server::FormatData for FormatData {
         let mut echo = MetadataMap::new();
         for (key, _) in METADATA {
             if let Some(value) = ctx.metadata().get(key) {
-                echo.insert(key, value);
+                echo.insert(key, value)?;
             }
         }
         if !echo.is_empty() {
@@ -49,6 +49,16 @@ fn request_with_metadata(text: &str) -> Request<Data> {
         request = request.with_metadata(key, value);
     }
     request
+}
+
+/// Prints metadata as grpcio prints `call.initial_metadata()` entries: `('ip', '127.0.0.1')`.
+fn print_metadata(metadata: &MetadataMap) {
+    for (key, value) in metadata.iter() {
+        match value.as_str() {
+            Some(text) => println!("('{key}', '{text}')"),
+            None => println!("('{key}', {:?})", value.as_bytes()),
+        }
+    }
 }
 
 /// The echoed entries of `metadata`, in [`METADATA`] order.
@@ -82,9 +92,7 @@ pub fn run_client(channel: &Channel) -> Result<ClientReport, BoxError> {
     // Blocking, with the call's metadata (`stub.DoFormat.with_call(...)`).
     let response = client.do_format_with_call(request_with_metadata(TEXT))?;
     println!("received: {}", response.get_ref().text);
-    for entry in response.initial_metadata().iter() {
-        println!("{entry:?}");
-    }
+    print_metadata(response.initial_metadata());
     initial_metadata.push(echoed(response.initial_metadata()));
     texts.push(response.into_inner().text);
 
@@ -92,9 +100,7 @@ pub fn run_client(channel: &Channel) -> Result<ClientReport, BoxError> {
     let future = client.do_format_future(request_with_metadata(TEXT));
     let response = future.result()?;
     println!("received: {}", response.get_ref().text);
-    for entry in response.initial_metadata().iter() {
-        println!("{entry:?}");
-    }
+    print_metadata(response.initial_metadata());
     initial_metadata.push(echoed(response.initial_metadata()));
     texts.push(response.into_inner().text);
 
