@@ -81,8 +81,7 @@ pub fn encode_message(
     let header = message_header(len, max_send)?;
     dst.reserve(HEADER_LEN + len);
     dst.put_slice(&header);
-    msg.encode(dst)
-        .map_err(|e| Status::internal(format!("failed to encode Protobuf message: {e}")))
+    msg.encode(dst).map_err(Status::from)
 }
 
 /// Appends `payload`, an already encoded message, with its prefix to `dst`.
@@ -108,7 +107,21 @@ pub fn encode_raw_message(
 ///
 /// INTERNAL ("failed to decode Protobuf message: …") if the bytes are not a valid `T`.
 pub fn decode_message<T: prost::Message + Default>(msg: Bytes) -> Result<T, Status> {
-    T::decode(msg).map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")))
+    T::decode(msg).map_err(Status::from)
+}
+
+impl From<prost::DecodeError> for Status {
+    /// A message that does not decode: INTERNAL, as gRPC reports malformed messages.
+    fn from(err: prost::DecodeError) -> Status {
+        Status::internal(format!("failed to decode Protobuf message: {err}"))
+    }
+}
+
+impl From<prost::EncodeError> for Status {
+    /// A message that does not fit its buffer: INTERNAL.
+    fn from(err: prost::EncodeError) -> Status {
+        Status::internal(format!("failed to encode Protobuf message: {err}"))
+    }
 }
 
 /// Splits a stream's DATA payloads back into messages.
