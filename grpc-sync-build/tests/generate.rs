@@ -726,3 +726,27 @@ fn duplicate_names_across_packageless_files_are_rejected() {
         .unwrap_err();
     assert!(err.to_string().contains("Result"), "{err}");
 }
+
+#[test]
+fn generated_code_needs_no_imports() {
+    for case in cases() {
+        for (name, code) in generate(&case) {
+            assert!(
+                !code.lines().any(|l| l.trim_start().starts_with("use ")),
+                "{}/{name} has a `use`",
+                case.dir
+            );
+            // Runtime items are always named by their full path.
+            for bare in ["Status::", "Streaming<", "ServerContext", "Channel"] {
+                for (i, _) in code.match_indices(bare) {
+                    let before = &code[..i];
+                    assert!(
+                        before.ends_with("::grpc_sync::") || before.ends_with("`grpc_sync::"),
+                        "{}/{name}: bare `{bare}` at byte {i}",
+                        case.dir
+                    );
+                }
+            }
+        }
+    }
+}
