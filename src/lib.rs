@@ -14,3 +14,14 @@
 //! ```
 
 pub mod h2;
+
+pub mod codec;
+pub mod metadata;
+pub mod status;
+pub mod streaming;
+pub mod timeout;
+
+pub use metadata::MetadataMap;
+pub use prost;
+pub use status::{Code, Status};
+pub use streaming::Streaming;
