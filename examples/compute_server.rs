@@ -11,13 +11,13 @@ use common::pb::compute::compute_server::ComputeServer;
 
 fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
-    // Register the service on a server with a pool of worker threads, like
+    // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
-    let mut builder = Server::builder()
+    let server = Server::builder()
         .max_workers(10)
-        .add_service(ComputeServer::new(ComputeService));
-    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
-    let server = builder.build()?;
+        .add_service(ComputeServer::new(ComputeService))
+        .build();
+    let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;
     println!("running...");
     println!("compute server listening on port {port}");

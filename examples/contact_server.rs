@@ -15,13 +15,13 @@ fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
     // A new batch of tasks 40 s after the queue runs dry, as in the seed.
     let service = ContactService::new(Duration::from_secs(40), 2020);
-    // Register the service on a server with a pool of worker threads, like
+    // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
-    let mut builder = Server::builder()
+    let server = Server::builder()
         .max_workers(10)
-        .add_service(ContactServer::new(service));
-    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
-    let server = builder.build()?;
+        .add_service(ContactServer::new(service))
+        .build();
+    let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;
     println!("contact server listening on port {port}");
     server.wait_for_termination(None);

@@ -132,7 +132,7 @@ fn run() -> Result<bool, BoxError> {
     let contact_service = Arc::new(contact::ContactService::new(Duration::from_secs(60), SEED));
 
     // One server with every service, on a port the OS picks.
-    let mut builder = Server::builder()
+    let server = Server::builder()
         .max_workers(10)
         .add_service(GreeterServer::new(helloworld::Greeter))
         .add_service(RouteGuideServer::new(route_guide::RouteGuideService::new(
@@ -145,9 +145,9 @@ fn run() -> Result<bool, BoxError> {
         .add_service(StreamsServer::new(
             streams::DemoService::new(Duration::from_millis(10)).with_events(events_tx),
         ))
-        .add_service(ContactServer::from_arc(contact_service.clone()));
-    let port = builder.add_insecure_port("127.0.0.1:0")?;
-    let server = builder.build()?;
+        .add_service(ContactServer::from_arc(contact_service.clone()))
+        .build();
+    let port = server.add_insecure_port("127.0.0.1:0")?;
     server.start()?;
     println!("demo server listening on 127.0.0.1:{port}");
     let channel = Channel::insecure(&format!("127.0.0.1:{port}"))?;
@@ -352,6 +352,6 @@ fn run() -> Result<bool, BoxError> {
         );
     }
 
-    server.stop(Some(Duration::from_secs(1)));
+    server.stop(Some(Duration::from_secs(1))).wait();
     Ok(c.summary())
 }

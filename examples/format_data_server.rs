@@ -12,13 +12,13 @@ use common::pb::format_data::format_data_server::FormatDataServer;
 fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
 
-    // Register the service on a server with a pool of worker threads, like
+    // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
-    let mut builder = Server::builder()
+    let server = Server::builder()
         .max_workers(10)
-        .add_service(FormatDataServer::new(FormatData));
-    let port = builder.add_insecure_port(args.listen_addr().as_str())?;
-    let server = builder.build()?;
+        .add_service(FormatDataServer::new(FormatData))
+        .build();
+    let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;
     println!("format_data server listening on port {port}");
     server.wait_for_termination(None);
