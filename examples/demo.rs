@@ -36,11 +36,7 @@ const TIME_LIMIT: Duration = Duration::from_secs(120);
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    thread::spawn(|| {
-        thread::sleep(TIME_LIMIT);
-        eprintln!("demo: still running after {TIME_LIMIT:?}; giving up");
-        std::process::exit(1);
-    });
+    watchdog();
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -49,6 +45,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Ends the process if the demo outlives [`TIME_LIMIT`].
+fn watchdog() {
+    thread::spawn(|| {
+        thread::sleep(TIME_LIMIT);
+        eprintln!("demo: still running after {TIME_LIMIT:?}; giving up");
+        std::process::exit(1);
+    });
+}
+
+/// `cargo test` runs the demo too (the example is built with `test = true`), so every
+/// example is exercised against the real runtime in CI.
+#[test]
+fn demo_passes_every_check() {
+    watchdog();
+    assert!(run().expect("demo setup"), "some demo checks failed");
 }
 
 /// Tallies checks and prints each one.
