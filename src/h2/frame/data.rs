@@ -50,6 +50,7 @@ impl Data {
     /// (FRAME_SIZE_ERROR); a pad length not less than the payload length (PROTOCOL_ERROR).
     ///
     /// [RFC 9113 §6.1]: https://www.rfc-editor.org/rfc/rfc9113#section-6.1
+    #[inline]
     pub fn load(head: &Head, mut payload: Bytes) -> Result<Data, Error> {
         require_stream(head, "DATA frame on stream 0")?;
         let flow_len = frame_len(payload.len());

@@ -281,8 +281,8 @@ pub fn decode(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Frame>, 
         buf.reserve(total - buf.len());
         return Ok(None);
     }
-    buf.advance(FRAME_HEADER_LEN);
-    let payload = buf.split_to(head.length as usize).freeze();
+    let mut payload = buf.split_to(total).freeze();
+    payload.advance(FRAME_HEADER_LEN);
     load(&head, payload).map(Some)
 }
 
@@ -296,6 +296,7 @@ pub fn decode(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Frame>, 
 /// The same as [`decode`], apart from the frame size limit.
 ///
 /// [RFC 9113 §6]: https://www.rfc-editor.org/rfc/rfc9113#section-6
+#[inline]
 pub fn load(head: &Head, payload: Bytes) -> Result<Frame, Error> {
     Ok(match head.kind {
         kind::DATA => Frame::Data(Data::load(head, payload)?),

@@ -17,7 +17,7 @@ pub(super) fn frame_bytes(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -
     buf
 }
 
-/// Decodes exactly one complete frame that fills `buf` (the default max frame size applies).
+/// Decodes exactly one complete frame that fills `buf` (frame size limit: 2^24 - 1).
 pub(super) fn decode_one(buf: &mut BytesMut) -> Result<Frame, Error> {
     let len = buf.len();
     let result = decode(buf, MAX_MAX_FRAME_SIZE).map(|f| f.expect("a complete frame"));
