@@ -79,9 +79,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::error::{Error, Reason};
 use super::flow::{RecvWindow, SendWindow};
 use super::frame::{
-    self, encode_data, encode_header_block, flags, kind, Continuation, Data, Frame, GoAway,
-    Head, Headers, Ping, RstStream, Settings, StreamId, WindowUpdate, FRAME_HEADER_LEN,
-    MAX_WINDOW_SIZE,
+    self, encode_data, encode_header_block, flags, kind, Continuation, Data, Frame, GoAway, Head,
+    Headers, Ping, RstStream, Settings, StreamId, WindowUpdate, FRAME_HEADER_LEN, MAX_WINDOW_SIZE,
 };
 use super::hpack::{DecodeError, Decoder, Encoder, Header};
 use super::settings::{Config, LocalSettings, RemoteSettings};
@@ -224,7 +223,10 @@ impl fmt::Display for ConnectionError {
                 write!(f, "HTTP/2 connection error {reason}: {detail}")
             }
             ConnectionError::Aborted { reason } => {
-                write!(f, "HTTP/2 connection closed by the application with {reason}")
+                write!(
+                    f,
+                    "HTTP/2 connection closed by the application with {reason}"
+                )
             }
         }
     }
@@ -398,7 +400,11 @@ impl Connection {
             recv_buf: BytesMut::with_capacity(16 * 1024),
             out,
             events: VecDeque::new(),
-            preface_matched: if role == Role::Server { 0 } else { PREFACE.len() },
+            preface_matched: if role == Role::Server {
+                0
+            } else {
+                PREFACE.len()
+            },
             got_settings: false,
             local,
             remote: RemoteSettings::default(),
@@ -468,7 +474,6 @@ impl Connection {
             let (reason, detail) = match e {
                 Error::Connection { reason, detail } => (reason, detail),
                 Error::Stream { reason, detail, .. } => (reason, detail),
-                _ => (Reason::INTERNAL_ERROR, "unexpected error"),
             };
             return Err(self.fail(reason, detail));
         }
@@ -716,7 +721,7 @@ impl Connection {
             let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             self.reset_credit_ns = self.reset_credit_ns.saturating_add(ns).min(NANOS_PER_SEC);
         }
-        if self.last_refill.is_none_or(|last| now > last) {
+        if self.last_refill.map_or(true, |last| now > last) {
             self.last_refill = Some(now);
         }
     }
@@ -746,10 +751,7 @@ impl Connection {
     fn empty_frame(&mut self) -> Result<(), Error> {
         self.empty_frames += 1;
         if self.empty_frames > self.config.max_empty_frames {
-            return Err(conn_err(
-                Reason::ENHANCE_YOUR_CALM,
-                "too many empty frames",
-            ));
+            return Err(conn_err(Reason::ENHANCE_YOUR_CALM, "too many empty frames"));
         }
         Ok(())
     }
@@ -797,7 +799,11 @@ impl Connection {
             }
             _ => {
                 self.release_connection(flow);
-                return Err(stream_err(id, Reason::STREAM_CLOSED, "DATA on a closed stream"));
+                return Err(stream_err(
+                    id,
+                    Reason::STREAM_CLOSED,
+                    "DATA on a closed stream",
+                ));
             }
         }
         let Some(s) = self.streams.get_mut(&id) else {
@@ -813,7 +819,11 @@ impl Connection {
         }
         if s.recv_phase == RecvPhase::Head {
             self.release_connection(flow);
-            return Err(stream_err(id, Reason::PROTOCOL_ERROR, "DATA before headers"));
+            return Err(stream_err(
+                id,
+                Reason::PROTOCOL_ERROR,
+                "DATA before headers",
+            ));
         }
         if s.recv_window.receive(flow).is_err() {
             self.release_connection(flow);
@@ -1079,7 +1089,11 @@ impl Connection {
         self_dependent: bool,
     ) -> Result<(), Error> {
         if too_large {
-            return Err(stream_err(id, Reason::PROTOCOL_ERROR, "header list too large"));
+            return Err(stream_err(
+                id,
+                Reason::PROTOCOL_ERROR,
+                "header list too large",
+            ));
         }
         if self_dependent {
             return Err(stream_err(
@@ -1209,8 +1223,7 @@ impl Connection {
             self.encoder
                 .set_max_table_size(self.remote.header_table_size as usize);
         }
-        let delta =
-            i64::from(self.remote.initial_window_size) - i64::from(old.initial_window_size);
+        let delta = i64::from(self.remote.initial_window_size) - i64::from(old.initial_window_size);
         if delta != 0 {
             for s in self.streams.values_mut() {
                 if s.state.can_send() && s.send_window.adjust(delta).is_err() {
@@ -1333,8 +1346,17 @@ impl Connection {
             }
             let l = (len as u32).to_be_bytes();
             let i = id.to_be_bytes();
-            self.out[start..start + FRAME_HEADER_LEN]
-                .copy_from_slice(&[l[1], l[2], l[3], kind::HEADERS, f, i[0], i[1], i[2], i[3]]);
+            self.out[start..start + FRAME_HEADER_LEN].copy_from_slice(&[
+                l[1],
+                l[2],
+                l[3],
+                kind::HEADERS,
+                f,
+                i[0],
+                i[1],
+                i[2],
+                i[3],
+            ]);
         } else {
             let block = self.out.split_off(start + FRAME_HEADER_LEN);
             self.out.truncate(start);
@@ -1442,8 +1464,7 @@ impl Connection {
 
     fn check_header_list(&self, headers: &[Header]) -> Result<(), SendError> {
         let limit = self.remote.max_header_list_size as usize;
-        if limit != u32::MAX as usize && headers.iter().map(Header::size).sum::<usize>() > limit
-        {
+        if limit != u32::MAX as usize && headers.iter().map(Header::size).sum::<usize>() > limit {
             return Err(SendError::HeaderListTooLarge);
         }
         Ok(())
@@ -1534,7 +1555,12 @@ impl Connection {
         let mut rest = &data[..n];
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(rest.len().min(max));
-            encode_data(&mut self.out, id, chunk, all && end_stream && tail.is_empty());
+            encode_data(
+                &mut self.out,
+                id,
+                chunk,
+                all && end_stream && tail.is_empty(),
+            );
             rest = tail;
         }
         self.send_window.consume(n);
