@@ -221,6 +221,37 @@ fn unsolicited_settings_ack_is_ignored() {
     p.assert_alive();
 }
 
+#[test]
+fn limits_bind_the_first_flight_before_our_settings_are_acked() {
+    let config = Config {
+        max_concurrent_streams: 2,
+        ..Config::default()
+    };
+    let mut p = Peer::server_raw(config);
+    let mut flight = BytesMut::from(&PREFACE[..]);
+    flight.extend_from_slice(&settings(Settings::default()));
+    for id in [1, 3, 5] {
+        flight.extend_from_slice(&p.headers(id, &request(), false));
+    }
+    // An HPACK bomb too: "x: a×4000" in the table, then referenced 100 times.
+    let mut block = vec![0x83, 0x86, 0x84, 0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e];
+    block.extend(std::iter::repeat(b'a').take(4000));
+    block.extend(std::iter::repeat(0xbe).take(100));
+    flight.extend_from_slice(&headers_frame(7, &block, true, true));
+    p.send(&flight).unwrap();
+    let frames = p.take_frames();
+    assert_eq!(rsts(&frames), vec![(5, Reason::REFUSED_STREAM)]);
+    assert!(frames
+        .iter()
+        .any(|f| matches!(f, Frame::Headers(h) if h.stream_id == 7 && h.end_stream)));
+    let heads = p
+        .drain_events()
+        .iter()
+        .filter(|e| matches!(e, Event::Headers { .. }))
+        .count();
+    assert_eq!(heads, 2);
+}
+
 // ----- stream states (RFC 9113 §5.1) -------------------------------------------------------
 
 #[test]
@@ -242,6 +273,21 @@ fn window_update_on_idle_stream_is_connection_protocol_error() {
     let mut p = Peer::server();
     let _ = p.send(&window_update(1, 10));
     p.expect_goaway(Reason::PROTOCOL_ERROR);
+}
+
+#[test]
+fn window_update_of_zero_on_idle_stream_is_connection_protocol_error() {
+    let mut p = Peer::server();
+    let _ = p.send(&window_update(1, 0));
+    p.expect_goaway(Reason::PROTOCOL_ERROR);
+}
+
+#[test]
+fn priority_depending_on_itself_is_stream_error_and_keeps_the_stream_idle() {
+    let mut p = Peer::server();
+    p.send(&priority(1, 1)).unwrap();
+    p.expect_rst(1, Reason::PROTOCOL_ERROR);
+    p.open(1, true);
 }
 
 #[test]
@@ -1332,6 +1378,12 @@ fn errors_are_sticky() {
     let first = p.last.clone().unwrap_err();
     assert_eq!(p.send(&ping([0; 8])).unwrap_err(), first);
     assert_eq!(p.conn.error(), Some(&first));
+}
+
+#[test]
+fn connection_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Connection>();
 }
 
 // ----- client/server pairs over in-memory pipes ----------------------------------------------

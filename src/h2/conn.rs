@@ -496,6 +496,7 @@ impl Connection {
             self.preface_matched += n;
         }
         while self.error.is_none() {
+            let frame_kind = (self.recv_buf.len() >= FRAME_HEADER_LEN).then(|| self.recv_buf[3]);
             let frame = match self.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -503,6 +504,14 @@ impl Connection {
                     stream_id, reason, ..
                 }) => {
                     self.check_frame_order_for_error()?;
+                    // Only PRIORITY may arrive on an idle stream (RFC 9113 §5.1).
+                    if frame_kind != Some(kind::PRIORITY) && self.lookup(stream_id) == Lookup::Idle
+                    {
+                        return Err(conn_err(
+                            Reason::PROTOCOL_ERROR,
+                            "invalid frame on an idle stream",
+                        ));
+                    }
                     self.stream_error(stream_id, reason)?;
                     continue;
                 }
@@ -699,6 +708,8 @@ impl Connection {
     /// Answers a stream error: RST_STREAM, a Reset event if the application knew the stream,
     /// and the reset-rate and control-frame budgets.
     fn stream_error(&mut self, id: StreamId, reason: Reason) -> Result<(), Error> {
+        // An idle id stays idle (a PRIORITY error does not use it up).
+        let idle = self.lookup(id) == Lookup::Idle;
         RstStream::new(id, reason).encode(&mut self.out);
         if self.remove_stream(id).is_some() {
             self.events.push_back(Event::Reset {
@@ -708,7 +719,9 @@ impl Connection {
             });
             self.events.push_back(Event::StreamClosed { stream_id: id });
         }
-        self.remember_closed(id, Cause::LocalReset(reason));
+        if !idle {
+            self.remember_closed(id, Cause::LocalReset(reason));
+        }
         self.queue_control()?;
         self.charge_reset()
     }
@@ -986,7 +999,9 @@ impl Connection {
         end_stream: bool,
         self_dependent: bool,
     ) -> Result<(), Error> {
-        let max_list = self.local.enforced().max_header_list_size as usize;
+        // Enforced at once, not only after the peer's ACK: the setting is advisory, and
+        // waiting would leave the first flight (or a peer that never ACKs) unbounded.
+        let max_list = self.config.max_header_list_size as usize;
         let mut headers = Vec::with_capacity(12);
         let too_large = match self.decoder.decode(block, max_list, |h| headers.push(h)) {
             Ok(()) => false,
@@ -1036,6 +1051,8 @@ impl Connection {
             self.queue_control()?;
             return self.charge_reset();
         }
+        // Our configured limit binds at once, even before the peer ACKs it: refusing is
+        // retry-safe, and a peer that never ACKs must not get unlimited streams.
         if self.active_remote >= self.config.max_concurrent_streams as usize {
             RstStream::new(id, Reason::REFUSED_STREAM).encode(&mut self.out);
             self.remember_closed(id, Cause::LocalReset(Reason::REFUSED_STREAM));
@@ -1365,7 +1382,11 @@ impl Connection {
     }
 
     fn send_final_go_away(&mut self, reason: Reason, debug: &[u8]) {
-        let last = self.last_remote_id;
+        // The last stream id may never grow from one GOAWAY to the next (RFC 9113 §6.8).
+        let last = match self.goaway_sent {
+            GoAwaySent::Final(prev) => prev.min(self.last_remote_id),
+            _ => self.last_remote_id,
+        };
         let debug = &debug[..debug.len().min(MAX_GOAWAY_DEBUG)];
         GoAway::new(last, reason, Bytes::copy_from_slice(debug)).encode(&mut self.out);
         self.goaway_sent = GoAwaySent::Final(last);
