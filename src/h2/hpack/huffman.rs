@@ -40,7 +40,7 @@ pub(super) fn encode(src: &[u8], dst: &mut BytesMut) {
 /// longer than 7 bits or not all ones (RFC 7541 §5.2).
 pub(super) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
     // Every symbol is at least 5 bits long, so the output is at most 8/5 of the input.
-    dst.reserve(src.len() + src.len() / 2 + 1);
+    dst.reserve(src.len() * 8 / 5 + 1);
     let mut state = 0usize;
     let mut accept = true;
     for &b in src {
@@ -89,6 +89,21 @@ mod tests {
         assert_eq!(enc(b"no-cache"), [0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf]);
         assert_eq!(enc(b"302"), [0x64, 0x02]);
         assert_eq!(enc(b""), [0u8; 0]);
+    }
+
+    #[test]
+    fn encode_table_is_a_complete_canonical_prefix_code() {
+        // Kraft equality (complete), and codes counting up in (length, symbol) order
+        // (canonical, as RFC 7541 Appendix B is): catches a hand-edited table.
+        let kraft: u64 = ENCODE.iter().map(|&(_, len)| 1u64 << (30 - len)).sum();
+        assert_eq!(kraft, 1 << 30);
+        let mut order: Vec<usize> = (0..257).collect();
+        order.sort_by_key(|&s| (ENCODE[s].1, s));
+        for pair in order.windows(2) {
+            let (a, b) = (ENCODE[pair[0]], ENCODE[pair[1]]);
+            assert_eq!(b.0, (a.0 + 1) << (b.1 - a.1), "symbols {pair:?}");
+        }
+        assert_eq!(ENCODE[256], (0x3fff_ffff, 30));
     }
 
     #[test]

@@ -1031,11 +1031,14 @@ fn encoder_sends_sensitive_fields_never_indexed() {
     assert_eq!(d.table_len(), 0);
     assert!(got.iter().all(|h| h.sensitive));
     assert_eq!(pairs(&got), pairs(&headers));
-    // The name of a static entry is still referred to by index: 0x1f 0x08 is never-indexed
-    // with name index 23 (authorization) ... check the :method one: 0x12 = name index 2.
+    // A static name is still referred to by index: never indexed (0x10) with name index 2
+    // (:method), and 0x1f 0x08 = name index 15 + 8 = 23 (authorization).
     let mut block = BytesMut::new();
     e.encode_headers(&headers[1..2], &mut block);
     assert_eq!(block[0], 0x12);
+    let mut block = BytesMut::new();
+    e.encode_headers(&headers[2..3], &mut block);
+    assert_eq!(block[..2], [0x1f, 0x08]);
 }
 
 #[test]
