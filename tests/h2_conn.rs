@@ -1381,6 +1381,40 @@ fn errors_are_sticky() {
 }
 
 #[test]
+fn events_are_the_same_for_every_split_point() {
+    let mut script = Peer::server_raw(Config::default());
+    let b = script.block(&request());
+    let t = script.block(&trailers());
+    let mut input = BytesMut::from(&PREFACE[..]);
+    for f in [
+        settings(Settings::default()),
+        settings_ack(),
+        headers_frame(1, &b[..4], false, false),
+        continuation(1, &b[4..], true),
+        data_padded(1, b"hello", 7, false),
+        priority(1, 0),
+        data(1, b" world", false),
+        headers_frame(1, &t, true, true),
+        ping(*b"pingpong"),
+    ] {
+        input.extend_from_slice(&f);
+    }
+    let run = |chunks: &[&[u8]]| {
+        let mut p = Peer::server_raw(Config::default());
+        for c in chunks {
+            p.send(c).unwrap();
+        }
+        (p.drain_events(), p.take_frames())
+    };
+    let whole = run(&[&input]);
+    assert_eq!(whole.0.len(), 5, "{:?}", whole.0);
+    for i in 0..=input.len() {
+        let (a, b) = input.split_at(i);
+        assert_eq!(run(&[a, b]), whole, "split at {i}");
+    }
+}
+
+#[test]
 fn connection_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Connection>();

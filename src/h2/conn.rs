@@ -138,7 +138,10 @@ pub enum Event {
     },
     /// The stream was reset: by the peer's RST_STREAM (`remote`), or by us after a stream
     /// error the peer caused (not `remote`; the RST_STREAM is already in the output).
-    /// [`Event::StreamClosed`] follows.
+    /// [`Event::StreamClosed`] follows. A remote reset with `NO_ERROR` after the peer's
+    /// END_STREAM is not a failure: a server may send it after a complete response to stop
+    /// the rest of the request (RFC 9113 §8.1). Our own [`Connection::reset`] produces no
+    /// `Reset` event, only [`Event::StreamClosed`].
     Reset {
         /// The stream.
         stream_id: StreamId,
