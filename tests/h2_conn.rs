@@ -1414,6 +1414,113 @@ fn events_are_the_same_for_every_split_point() {
     }
 }
 
+/// Random frame sequences never panic, and the connection either carries on or fails with a
+/// GOAWAY. Most frames are well-formed with random parameters (so the state machine gets
+/// deep); some are raw garbage.
+#[test]
+fn random_frames_never_panic() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut survived = 0;
+    for round in 0..600 {
+        let server = round % 2 == 0;
+        let mut p = if server {
+            let mut p = Peer::server();
+            p.open(1, false);
+            p.open(3, false);
+            p
+        } else {
+            let mut p = Peer::client();
+            let _ = p.conn.open_stream(&request(), false);
+            let _ = p.conn.open_stream(&request(), true);
+            p
+        };
+        let mut next_id = 5;
+        for _ in 0..60 {
+            let r = next();
+            let id = match r % 32 {
+                0..=14 => 1,
+                15..=28 => 3,
+                29 => next_id,
+                30 => 0,
+                _ => 2,
+            };
+            let small = (r >> 8) as u32 % 70_000;
+            let eos = r & (1 << 20) != 0;
+            let frame = match (r >> 24) % 32 {
+                0..=9 => data(id, &vec![b'd'; (small % 3000) as usize], eos),
+                10 => data_padded(id, b"pad", (r >> 40) as u8, eos),
+                11..=16 => {
+                    if server && id == next_id {
+                        next_id += 2;
+                    }
+                    let h = match (r >> 40) % 3 {
+                        0 => request(),
+                        1 => response(),
+                        _ => trailers(),
+                    };
+                    p.headers(id, &h, eos)
+                }
+                17 | 18 => {
+                    let b = p.block(&trailers());
+                    cat(&[
+                        headers_frame(id, &b[..2], eos, false),
+                        continuation(id, &b[2..], true),
+                    ])
+                }
+                19 => rst(id, Reason((r >> 40) as u32 % 14)),
+                20..=23 => window_update(id, small),
+                24 | 25 => settings(Settings {
+                    initial_window_size: Some(small),
+                    max_concurrent_streams: Some(small % 5),
+                    ..Settings::default()
+                }),
+                26 | 27 => ping((r as u64).to_be_bytes()),
+                28 => goaway(small % 7, Reason::NO_ERROR),
+                29 | 30 => priority(id, (r >> 40) as u32 % 5),
+                _ => {
+                    let len = ((r >> 32) % 24) as usize;
+                    let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                    raw((r >> 40) as u8 % 11, (r >> 48) as u8, id, &payload)
+                }
+            };
+            let _ = p.send(&frame);
+            for e in p.drain_events() {
+                if let Event::Data {
+                    stream_id, data, ..
+                } = e
+                {
+                    p.conn.release_capacity(stream_id, data.len());
+                }
+            }
+            if p.conn.is_closed() {
+                break;
+            }
+            survived += 1;
+            match next() % 4 {
+                0 => {
+                    let _ = p.conn.send_data(1, &[0; 20_000], eos);
+                }
+                1 => {
+                    let _ = p.conn.send_headers(3, &trailers(), true);
+                }
+                2 => p.conn.reset(1, Reason::CANCEL),
+                _ => {
+                    let _ = p.conn.open_stream(&request(), false);
+                }
+            }
+        }
+        p.take_frames();
+    }
+    eprintln!("{survived} frames processed before the connection closed");
+    assert!(survived > 3000, "only {survived} frames before errors");
+}
+
 #[test]
 fn connection_is_send() {
     fn assert_send<T: Send>() {}
