@@ -1480,7 +1480,7 @@ fn random_frames_never_panic() {
                     max_concurrent_streams: Some(small % 5),
                     ..Settings::default()
                 }),
-                26 | 27 => ping((r as u64).to_be_bytes()),
+                26 | 27 => ping(r.to_be_bytes()),
                 28 => goaway(small % 7, Reason::NO_ERROR),
                 29 | 30 => priority(id, (r >> 40) as u32 % 5),
                 _ => {
