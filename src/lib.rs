@@ -13,4 +13,7 @@
 //!  h2              (sans-IO HTTP/2: frames, HPACK, connection state machine)
 //! ```
 
+pub mod client;
 pub mod h2;
+pub mod server;
+pub(crate) mod transport;
