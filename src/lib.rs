@@ -14,6 +14,25 @@
 //! ```
 
 pub mod client;
+pub mod codec;
 pub mod h2;
+pub mod metadata;
 pub mod server;
+pub mod status;
+pub mod streaming;
+pub mod timeout;
 pub(crate) mod transport;
+
+pub use client::{
+    CallFuture, CallOptions, Channel, ChannelBuilder, ConnectivityState, IntoRequest,
+    IntoStreamingRequest, Request, RequestSender, Response,
+};
+pub use metadata::MetadataMap;
+pub use prost;
+pub use server::{
+    BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server,
+    ServerBuilder, ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle,
+    UnaryHandler,
+};
+pub use status::{Code, Status};
+pub use streaming::Streaming;

@@ -64,11 +64,11 @@ fn math_service(probe: Probe) -> Service {
         .unary("Metadata", |m: Text, ctx: &ServerContext| {
             let mut initial = MetadataMap::new();
             let got = ctx.metadata().get("x-in").unwrap_or("none").to_string();
-            initial.try_insert("x-initial", &got).unwrap();
+            initial.insert("x-initial", &got).unwrap();
             ctx.send_initial_metadata(initial)?;
             let mut trailing = MetadataMap::new();
             trailing
-                .try_insert_bin("x-trailing-bin", vec![0u8, 1, 2, 255])
+                .insert_bin("x-trailing-bin", vec![0u8, 1, 2, 255])
                 .unwrap();
             ctx.set_trailing_metadata(trailing);
             Ok(Text {

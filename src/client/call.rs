@@ -15,6 +15,8 @@ pub struct CallOptions {
     /// Wait for a connection (through reconnect back-off) instead of failing fast with
     /// UNAVAILABLE.
     pub wait_for_ready: bool,
+    /// The first metadata error from the builder methods; reported when the call is made.
+    invalid: Option<String>,
 }
 
 impl CallOptions {
@@ -29,11 +31,32 @@ impl CallOptions {
         self
     }
 
-    /// Adds an ASCII metadata entry. Invalid keys or values are dropped with a debug assertion
-    /// in tests; use [`metadata_mut`](Self::metadata_mut) for the checked form.
+    /// Adds an ASCII metadata entry. An invalid key or value makes the call fail with
+    /// INTERNAL when it is made (as grpcio raises at call time); use
+    /// [`metadata_mut`](Self::metadata_mut) to check at once.
     pub fn metadata(mut self, key: &str, value: &str) -> Self {
-        let _ = self.metadata.try_insert(key, value);
+        self.add(key, |m| m.insert(key, value));
         self
+    }
+
+    fn add(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut MetadataMap) -> Result<(), crate::metadata::InvalidMetadata>,
+    ) {
+        if let Err(e) = f(&mut self.metadata) {
+            if self.invalid.is_none() {
+                self.invalid = Some(format!("invalid metadata {key:?}: {e}"));
+            }
+        }
+    }
+
+    /// The first invalid metadata entry added through the builder methods, if any.
+    pub(crate) fn check(&self) -> Result<(), crate::Status> {
+        match &self.invalid {
+            Some(e) => Err(crate::Status::internal(e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// The metadata map, to add binary (`-bin`) entries or check errors.
@@ -84,16 +107,16 @@ impl<T> Request<T> {
         self
     }
 
-    /// Adds an ASCII metadata entry (invalid keys or values are ignored; see
-    /// [`metadata_mut`](Self::metadata_mut) for the checked form).
+    /// Adds an ASCII metadata entry. An invalid key or value makes the call fail with
+    /// INTERNAL when it is made; see [`metadata_mut`](Self::metadata_mut) to check at once.
     pub fn with_metadata(mut self, key: &str, value: &str) -> Self {
-        let _ = self.options.metadata.try_insert(key, value);
+        self.options.add(key, |m| m.append(key, value));
         self
     }
 
     /// Adds a binary metadata entry (`key` must end in `-bin`).
     pub fn with_metadata_bin(mut self, key: &str, value: impl Into<bytes::Bytes>) -> Self {
-        let _ = self.options.metadata.try_insert_bin(key, value);
+        self.options.add(key, |m| m.append_bin(key, value));
         self
     }
 

@@ -672,7 +672,7 @@ impl Channel {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let handle = self.open(path, &opts, deadline, Some(&framed))?;
         let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
-        Ok(Streaming::from_source(Box::new(reader)))
+        Ok(Streaming::from_source(reader))
     }
 
     fn start_streaming<Req, I>(&self, path: &'static str, iter: I, opts: &CallOptions) -> Result<ResponseReader, Status>
@@ -740,7 +740,7 @@ impl Channel {
     {
         let (iter, opts) = req.into_parts();
         let reader = self.start_streaming(path, iter, &opts)?;
-        Ok(Streaming::from_source(Box::new(reader)))
+        Ok(Streaming::from_source(reader))
     }
 
     /// A bidirectional-streaming call driven by hand: send with the [`RequestSender`], read
@@ -768,6 +768,6 @@ impl Channel {
             _t: std::marker::PhantomData,
         };
         let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
-        Ok((sender, Streaming::from_source(Box::new(reader))))
+        Ok((sender, Streaming::from_source(reader)))
     }
 }

@@ -158,7 +158,7 @@ where
     Resp: Message + 'static,
 {
     fn call(&self, requests: Box<dyn MessageSource>, ctx: &ServerContext) -> Result<Bytes, Status> {
-        let resp = self.0.call(Streaming::from_source(requests), ctx)?;
+        let resp = self.0.call(Streaming::from_boxed(requests), ctx)?;
         ctx.encode(&resp)
     }
 }
@@ -174,7 +174,7 @@ where
         requests: Box<dyn MessageSource>,
         ctx: &'a ServerContext,
     ) -> Result<RawStream<'a>, Status> {
-        let it = self.0.call(Streaming::from_source(requests), ctx)?;
+        let it = self.0.call(Streaming::from_boxed(requests), ctx)?;
         Ok(Box::new(it.map(move |r| r.and_then(|m| ctx.encode(&m)))))
     }
 }
