@@ -104,10 +104,10 @@ impl Headers {
     ///
     /// Connection errors: stream id 0 (PROTOCOL_ERROR); a payload too short for the pad length
     /// and priority fields its flags announce (FRAME_SIZE_ERROR); padding that does not fit
-    /// (PROTOCOL_ERROR); a priority that makes the stream depend on itself (PROTOCOL_ERROR,
-    /// [§5.3.1]). §5.3.1 allows a stream error there, but the field block would then go
-    /// undecoded and our HPACK table could drift from the peer's; like nghttp2 we close the
-    /// connection instead.
+    /// (PROTOCOL_ERROR). A stream error: a priority that makes the stream depend on itself
+    /// (PROTOCOL_ERROR, [§5.3.1]). The field block fragment is lost with the error, so the
+    /// caller's HPACK context no longer matches the peer's if that block changed the
+    /// dynamic table.
     ///
     /// [RFC 9113 §6.2]: https://www.rfc-editor.org/rfc/rfc9113#section-6.2
     /// [§5.3.1]: https://www.rfc-editor.org/rfc/rfc9113#section-5.3.1
@@ -120,7 +120,8 @@ impl Headers {
             let spec = PrioritySpec::parse(&payload);
             payload.advance(PrioritySpec::LEN);
             if spec.dependency == head.stream_id {
-                return Err(Error::connection(
+                return Err(Error::stream(
+                    head.stream_id,
                     Reason::PROTOCOL_ERROR,
                     "HEADERS frame makes the stream depend on itself",
                 ));
@@ -308,11 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn headers_depending_on_itself_is_connection_protocol_error() {
+    fn headers_depending_on_itself_is_stream_protocol_error() {
         let mut buf = frame_bytes(kind::HEADERS, flags::PRIORITY, 9, &[0, 0, 0, 9, 16]);
         assert_eq!(
             decode_one(&mut buf),
-            Err(Error::connection(
+            Err(Error::stream(
+                9,
                 Reason::PROTOCOL_ERROR,
                 "HEADERS frame makes the stream depend on itself"
             ))
