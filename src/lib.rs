@@ -30,9 +30,8 @@ pub use client::{
 pub use metadata::MetadataMap;
 pub use prost;
 pub use server::{
-    BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server,
-    ServerBuilder, ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle,
-    UnaryHandler,
+    BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,
+    ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle, UnaryHandler,
 };
 pub use status::{Code, Status};
 pub use streaming::Streaming;

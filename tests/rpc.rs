@@ -54,12 +54,16 @@ fn math_service(probe: Probe) -> Service {
     let p3 = probe.clone();
     Service::builder("test.Math")
         .unary("Double", |m: Num, _ctx: &ServerContext| Ok(num(m.n * 2)))
-        .unary("Fail", |m: Text, _ctx: &ServerContext| -> Result<Num, Status> {
-            Err(Status::invalid_argument(m.s))
-        })
-        .unary("Panic", |_m: Num, _ctx: &ServerContext| -> Result<Num, Status> {
-            panic!("handler bug")
-        })
+        .unary(
+            "Fail",
+            |m: Text, _ctx: &ServerContext| -> Result<Num, Status> {
+                Err(Status::invalid_argument(m.s))
+            },
+        )
+        .unary(
+            "Panic",
+            |_m: Num, _ctx: &ServerContext| -> Result<Num, Status> { panic!("handler bug") },
+        )
         .unary("Echo", |m: Text, _ctx: &ServerContext| Ok(m))
         .unary("Metadata", |m: Text, ctx: &ServerContext| {
             let mut initial = MetadataMap::new();
@@ -131,14 +135,16 @@ fn math_service(probe: Probe) -> Service {
                 s: format!("ok {got}"),
             })
         })
-        .bidi_streaming_fn("Echo", |reqs: Streaming<Num>, _ctx: &ServerContext| {
+        .bidi_streaming_fn("BidiEcho", |reqs: Streaming<Num>, _ctx: &ServerContext| {
             let it: ResponseStream<'_, Num> = Box::new(reqs.map(|r| r.map(|m| num(m.n + 1))));
             Ok(it)
         })
         .build()
 }
 
-fn start(configure: impl FnOnce(grpc_sync::server::ServerBuilder) -> grpc_sync::server::ServerBuilder) -> (TestServer, Receiver<String>) {
+fn start(
+    configure: impl FnOnce(grpc_sync::server::ServerBuilder) -> grpc_sync::server::ServerBuilder,
+) -> (TestServer, Receiver<String>) {
     let (tx, rx) = unbounded();
     let builder = Server::builder().add_service(math_service(Probe { tx }));
     let server = configure(builder).build();
@@ -280,7 +286,7 @@ fn bidi_streaming_echoes_in_order() {
     let (s, _rx) = start_default();
     let ch = s.channel();
     let got: Vec<i64> = ch
-        .bidi_streaming::<_, Num, _>("/test.Math/Echo", Request::new((0..500).map(num)))
+        .bidi_streaming::<_, Num, _>("/test.Math/BidiEcho", Request::new((0..500).map(num)))
         .unwrap()
         .map(|r| r.unwrap().n)
         .collect();
@@ -292,7 +298,7 @@ fn bidi_interactive_ping_pong() {
     let (s, _rx) = start_default();
     let ch = s.channel();
     let (mut tx, mut rx) = ch
-        .bidi_interactive::<Num, Num>("/test.Math/Echo", CallOptions::new().timeout(WAIT))
+        .bidi_interactive::<Num, Num>("/test.Math/BidiEcho", CallOptions::new().timeout(WAIT))
         .unwrap();
     for i in 0..20 {
         tx.send(num(i)).unwrap();
@@ -315,10 +321,16 @@ fn metadata_travels_both_ways_with_peer() {
         .unwrap();
     assert_eq!(resp.initial_metadata().get("x-initial"), Some("hello"));
     assert_eq!(
-        resp.trailing_metadata().get_bin("x-trailing-bin").as_deref(),
+        resp.trailing_metadata()
+            .get_bin("x-trailing-bin")
+            .as_deref(),
         Some(&[0u8, 1, 2, 255][..])
     );
-    assert!(resp.get_ref().s.starts_with("x|ipv4:127.0.0.1:"), "{}", resp.get_ref().s);
+    assert!(
+        resp.get_ref().s.starts_with("x|ipv4:127.0.0.1:"),
+        "{}",
+        resp.get_ref().s
+    );
 }
 
 #[test]
@@ -343,7 +355,12 @@ fn oversized_request_is_resource_exhausted() {
     let (s, _rx) = start(|b| b.max_receive_message_length(1024));
     let ch = s.channel();
     let e = ch
-        .unary::<_, Text>("/test.Math/Echo", Request::new(Text { s: "x".repeat(2000) }))
+        .unary::<_, Text>(
+            "/test.Math/Echo",
+            Request::new(Text {
+                s: "x".repeat(2000),
+            }),
+        )
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
     // The connection is still good.
@@ -362,7 +379,12 @@ fn oversized_response_is_resource_exhausted_at_the_client() {
         .build()
         .unwrap();
     let e = ch
-        .unary::<_, Text>("/test.Math/Echo", Request::new(Text { s: "y".repeat(5000) }))
+        .unary::<_, Text>(
+            "/test.Math/Echo",
+            Request::new(Text {
+                s: "y".repeat(5000),
+            }),
+        )
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
 }
@@ -415,10 +437,7 @@ fn dropping_a_server_stream_frees_its_worker() {
     expect_event(&rx, "forever ended");
     // The single worker is free again.
     let r: Num = ch
-        .unary(
-            "/test.Math/Double",
-            Request::new(num(5)).with_timeout(WAIT),
-        )
+        .unary("/test.Math/Double", Request::new(num(5)).with_timeout(WAIT))
         .unwrap()
         .into_inner();
     assert_eq!(r.n, 10);
@@ -505,7 +524,10 @@ fn stop_with_grace_finishes_in_flight_calls_and_refuses_new_ones() {
     let ch2 = ch.clone();
     // A call that holds its worker for 300 ms.
     let t = std::thread::spawn(move || {
-        ch2.unary::<_, Num>("/test.Math/Block", Request::new(num(300)).with_timeout(WAIT))
+        ch2.unary::<_, Num>(
+            "/test.Math/Block",
+            Request::new(num(300)).with_timeout(WAIT),
+        )
     });
     expect_event(&rx, "block 300");
     let stop = s.server.stop(Some(Duration::from_secs(5)));
@@ -549,7 +571,8 @@ fn http1_client_gets_a_clear_http1_answer() {
     let (s, _rx) = start_default();
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     sock.set_read_timeout(Some(WAIT)).unwrap();
-    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     let _ = sock.read_to_string(&mut resp);
     assert!(resp.starts_with("HTTP/1.1 "), "{resp}");
@@ -569,6 +592,7 @@ fn pool_stats_count_started_and_finished() {
     let st = s.server.pool_stats();
     assert_eq!(st.workers, 3);
     assert_eq!(st.started, 5);
-    assert_eq!(st.finished, 5);
+    // The last worker may still be between writing its response and counting it finished.
+    assert!((4..=5).contains(&st.finished), "{st:?}");
     assert_eq!(st.queue_wait_histogram.iter().sum::<u64>(), 5);
 }

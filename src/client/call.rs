@@ -244,10 +244,6 @@ impl<T> Response<T> {
 
     /// Message and both metadata maps.
     pub fn into_parts(self) -> (T, MetadataMap, MetadataMap) {
-        (
-            self.message,
-            self.initial_metadata,
-            self.trailing_metadata,
-        )
+        (self.message, self.initial_metadata, self.trailing_metadata)
     }
 }

@@ -181,7 +181,11 @@ impl Connector {
     ///
     /// Fails fast with UNAVAILABLE while in back-off unless `wait_for_ready`; then waits for
     /// the next attempt, until `deadline`.
-    pub fn get(&self, wait_for_ready: bool, deadline: Option<Instant>) -> Result<Arc<Shared>, Status> {
+    pub fn get(
+        &self,
+        wait_for_ready: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Shared>, Status> {
         let mut s = lock(&self.slot);
         loop {
             if s.shutdown {
@@ -295,7 +299,6 @@ impl Connector {
             return Ok(self.start(
                 Box::new(rd),
                 Box::new(wr),
-                format!("unix:{path}"),
                 Box::new(move || {
                     let _ = closer.shutdown(std::net::Shutdown::Both);
                 }),
@@ -318,10 +321,6 @@ impl Connector {
             match TcpStream::connect_timeout(&a, left) {
                 Ok(sock) => {
                     let _ = sock.set_nodelay(true);
-                    let peer = match a {
-                        std::net::SocketAddr::V4(a) => format!("ipv4:{a}"),
-                        std::net::SocketAddr::V6(a) => format!("ipv6:{a}"),
-                    };
                     let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
                         (Ok(r), Ok(w)) => (r, w),
                         (Err(e), _) | (_, Err(e)) => {
@@ -332,7 +331,6 @@ impl Connector {
                     return Ok(self.start(
                         Box::new(rd),
                         Box::new(wr),
-                        peer,
                         Box::new(move || {
                             let _ = sock.shutdown(std::net::Shutdown::Both);
                         }),
@@ -352,11 +350,10 @@ impl Connector {
         &self,
         rd: Box<dyn crate::transport::driver::ReadHalf>,
         wr: Box<dyn io::Write + Send>,
-        peer: String,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
         let conn = Connection::new(Role::Client, self.h2.clone());
-        let shared = Shared::with_closer(conn, wr, peer, closer);
+        let shared = Shared::with_closer(conn, wr, closer);
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())
@@ -384,7 +381,6 @@ impl Dispatcher for ClientDispatcher {
     fn new_stream(&mut self, _shared: &Arc<Shared>, st: &mut State, id: StreamId, _end: bool) {
         // The state machine rejects PUSH_PROMISE; a server-initiated HEADERS is refused.
         st.streams.remove(&id);
-        st.conn
-            .reset(id, crate::h2::error::Reason::REFUSED_STREAM);
+        st.conn.reset(id, crate::h2::error::Reason::REFUSED_STREAM);
     }
 }

@@ -98,8 +98,8 @@ impl ChannelBuilder {
     /// # Errors
     /// INVALID_ARGUMENT if the target cannot be parsed.
     pub fn build(self) -> Result<Channel, Status> {
-        let target = Target::parse(&self.target)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let target =
+            Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
         Ok(Channel {
             inner: Arc::new(ChannelInner {
@@ -159,9 +159,9 @@ fn stream_status(e: &StreamError) -> Status {
         }
         StreamError::Lost(l) => Status::unavailable(l.to_string()),
         StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
-        StreamError::Refused => Status::unavailable(
-            "the server is going away and did not process the call (GOAWAY)",
-        ),
+        StreamError::Refused => {
+            Status::unavailable("the server is going away and did not process the call (GOAWAY)")
+        }
     }
 }
 
@@ -207,10 +207,12 @@ impl ResponseReader {
     }
 
     fn stream_failed(&mut self, e: &StreamError) -> Status {
-        if let Some(cell) = &self.sender_error {
-            if let Some(s) = lock(cell).take() {
-                return self.fail(s);
-            }
+        let sent = self
+            .sender_error
+            .as_ref()
+            .and_then(|cell| lock(cell).take());
+        if let Some(s) = sent {
+            return self.fail(s);
         }
         let s = stream_status(e);
         self.fail(s)
@@ -350,7 +352,8 @@ impl MessageSource for ResponseReader {
 }
 
 fn decode<T: Message + Default>(b: Bytes) -> Result<T, Status> {
-    T::decode(b).map_err(|e| Status::internal(format!("failed to decode the response message: {e}")))
+    T::decode(b)
+        .map_err(|e| Status::internal(format!("failed to decode the response message: {e}")))
 }
 
 /// Writes the request messages of a streaming call; ends with END_STREAM.
@@ -369,9 +372,7 @@ fn spawn_sender<Req, I>(
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for msg in iter {
                 buf.clear();
-                if let Err(s) = codec::encode_message(&msg, &mut buf, max_send) {
-                    return Err(s);
-                }
+                codec::encode_message(&msg, &mut buf, max_send)?;
                 if view.send_data(&buf, false, deadline).is_err() {
                     // The call ended (response, reset, deadline): stop pulling requests.
                     return Ok(());
@@ -507,15 +508,29 @@ impl Channel {
         self.inner.connector.shutdown();
     }
 
-    fn request_headers(&self, path: &'static str, opts: &CallOptions, deadline: Option<Instant>) -> Vec<Header> {
+    fn request_headers(
+        &self,
+        path: &'static str,
+        opts: &CallOptions,
+        deadline: Option<Instant>,
+    ) -> Vec<Header> {
         let mut h = Vec::with_capacity(8 + opts.metadata.len());
         h.push(hdr(b":method", b"POST"));
         h.push(hdr(b":scheme", b"http"));
-        h.push(Header::new(Bytes::from_static(b":path"), Bytes::from_static(path.as_bytes())));
-        h.push(Header::new(Bytes::from_static(b":authority"), self.inner.authority.clone()));
+        h.push(Header::new(
+            Bytes::from_static(b":path"),
+            Bytes::from_static(path.as_bytes()),
+        ));
+        h.push(Header::new(
+            Bytes::from_static(b":authority"),
+            self.inner.authority.clone(),
+        ));
         h.push(hdr(b"content-type", b"application/grpc"));
         h.push(hdr(b"te", b"trailers"));
-        h.push(Header::new(Bytes::from_static(b"user-agent"), self.inner.user_agent.clone()));
+        h.push(Header::new(
+            Bytes::from_static(b"user-agent"),
+            self.inner.user_agent.clone(),
+        ));
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             h.push(Header::new(
@@ -537,6 +552,7 @@ impl Channel {
         deadline: Option<Instant>,
         request: Option<&[u8]>,
     ) -> Result<StreamHandle, Status> {
+        opts.check()?;
         let headers = self.request_headers(path, opts, deadline);
         loop {
             let shared: Arc<Shared> = self.inner.connector.get(opts.wait_for_ready, deadline)?;
@@ -598,14 +614,23 @@ impl Channel {
     }
 
     /// Sends one request and reads the whole response, retrying once if a GOAWAY refused it.
-    fn unary_raw(&self, path: &'static str, framed: &[u8], opts: &CallOptions) -> Result<Response<Bytes>, Status> {
+    fn unary_raw(
+        &self,
+        path: &'static str,
+        framed: &[u8],
+        opts: &CallOptions,
+    ) -> Result<Response<Bytes>, Status> {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut tries = 0;
         loop {
             let handle = self.open(path, opts, deadline, Some(framed))?;
             let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
             match reader.read_unary() {
-                Err(s) if s.code() == Code::Unavailable && s.message().contains("GOAWAY") && tries < 2 => {
+                Err(s)
+                    if s.code() == Code::Unavailable
+                        && s.message().contains("GOAWAY")
+                        && tries < 2 =>
+                {
                     tries += 1;
                 }
                 other => return other,
@@ -618,7 +643,11 @@ impl Channel {
     /// # Errors
     /// The call's [`Status`]: the server's, or one made here (UNAVAILABLE for a connection
     /// failure naming the address, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED for size limits…).
-    pub fn unary<Req, Resp>(&self, path: &'static str, req: Request<Req>) -> Result<Response<Resp>, Status>
+    pub fn unary<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
     where
         Req: Message + 'static,
         Resp: Message + Default + 'static,
@@ -630,7 +659,11 @@ impl Channel {
     }
 
     /// A unary call returning at once with a [`CallFuture`] (grpcio's `.future()`).
-    pub fn unary_future<Req, Resp>(&self, path: &'static str, req: Request<Req>) -> CallFuture<Response<Resp>>
+    pub fn unary_future<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> CallFuture<Response<Resp>>
     where
         Req: Message + 'static,
         Resp: Message + Default + Clone + Send + 'static,
@@ -662,7 +695,11 @@ impl Channel {
     /// # Errors
     /// Only failures before the call starts (connection, encoding); the rest arrive as the
     /// iterator's items.
-    pub fn server_streaming<Req, Resp>(&self, path: &'static str, req: Request<Req>) -> Result<Streaming<Resp>, Status>
+    pub fn server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> Result<Streaming<Resp>, Status>
     where
         Req: Message + 'static,
         Resp: Message + Default + 'static,
@@ -675,7 +712,12 @@ impl Channel {
         Ok(Streaming::from_source(reader))
     }
 
-    fn start_streaming<Req, I>(&self, path: &'static str, iter: I, opts: &CallOptions) -> Result<ResponseReader, Status>
+    fn start_streaming<Req, I>(
+        &self,
+        path: &'static str,
+        iter: I,
+        opts: &CallOptions,
+    ) -> Result<ResponseReader, Status>
     where
         Req: Message + 'static,
         I: Iterator<Item = Req> + Send + 'static,
@@ -683,7 +725,13 @@ impl Channel {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let handle = self.open(path, opts, deadline, None)?;
         let error = Arc::new(std::sync::Mutex::new(None));
-        spawn_sender(handle.view(), iter, self.inner.max_send, deadline, error.clone());
+        spawn_sender(
+            handle.view(),
+            iter,
+            self.inner.max_send,
+            deadline,
+            error.clone(),
+        );
         let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
         reader.sender_error = Some(error);
         Ok(reader)
@@ -693,7 +741,11 @@ impl Channel {
     ///
     /// # Errors
     /// The call's [`Status`].
-    pub fn client_streaming<Req, Resp, I>(&self, path: &'static str, req: Request<I>) -> Result<Response<Resp>, Status>
+    pub fn client_streaming<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> Result<Response<Resp>, Status>
     where
         Req: Message + 'static,
         Resp: Message + Default + 'static,
@@ -706,7 +758,11 @@ impl Channel {
     }
 
     /// A client-streaming call returning a [`CallFuture`].
-    pub fn client_streaming_future<Req, Resp, I>(&self, path: &'static str, req: Request<I>) -> CallFuture<Response<Resp>>
+    pub fn client_streaming_future<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> CallFuture<Response<Resp>>
     where
         Req: Message + 'static,
         Resp: Message + Default + Clone + Send + 'static,
@@ -732,7 +788,11 @@ impl Channel {
     ///
     /// # Errors
     /// Only failures before the call starts.
-    pub fn bidi_streaming<Req, Resp, I>(&self, path: &'static str, req: Request<I>) -> Result<Streaming<Resp>, Status>
+    pub fn bidi_streaming<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> Result<Streaming<Resp>, Status>
     where
         Req: Message + 'static,
         Resp: Message + Default + 'static,

@@ -54,7 +54,12 @@ fn check_host_port(s: &str, whole: &str) -> Result<String, TargetError> {
     } else {
         match s.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            Some(_) => return Err(err(whole, "IPv6 addresses must be in brackets: [::1]:50051")),
+            Some(_) => {
+                return Err(err(
+                    whole,
+                    "IPv6 addresses must be in brackets: [::1]:50051",
+                ))
+            }
             None => (s, None),
         }
     };
@@ -175,7 +180,9 @@ mod tests {
             "example.com:443"
         );
         assert_eq!(
-            Target::parse("dns://8.8.8.8/example.com:80").unwrap().authority(),
+            Target::parse("dns://8.8.8.8/example.com:80")
+                .unwrap()
+                .authority(),
             "example.com:80"
         );
         assert_eq!(

@@ -61,14 +61,20 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
     let _ = rd.set_read_timeout(None);
 
     let conn = Connection::new(Role::Server, core.config.h2.clone());
-    let shared = Shared::new(conn, Box::new(wr), peer.clone());
+    let shared = Shared::with_closer(
+        conn,
+        Box::new(wr),
+        Box::new(move || {
+            let _ = closer.shutdown(std::net::Shutdown::Both);
+        }),
+    );
     {
         let mut st = shared.lock();
         if let Err(e) = st.conn.recv(&first, Instant::now()) {
             st.set_lost(crate::transport::driver::ConnLost::Protocol(e.to_string()));
         }
     }
-    if !core.register_conn(conn_id, shared.clone(), closer) {
+    if !core.register_conn(conn_id, shared.clone()) {
         return;
     }
     let mut d = ServerDispatcher {
@@ -89,7 +95,7 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
 fn answer_http1(w: &mut impl Write, first: &[u8]) {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
-    let looks_http1 = matches!(req.parse(first), Ok(_)) && req.method.is_some();
+    let looks_http1 = req.parse(first).is_ok() && req.method.is_some();
     let body = "This is a gRPC server: it speaks HTTP/2 (h2c prior knowledge, or h2 over TLS). \
                 Use a gRPC client.\n";
     let status = if looks_http1 {
@@ -106,12 +112,17 @@ fn answer_http1(w: &mut impl Write, first: &[u8]) {
     let _ = w.flush();
 }
 
-/// A single-request RPC waiting for its whole request message before it gets a worker.
-struct Pending {
+/// An RPC that passed the checks of its request head.
+struct Admitted {
     method: Method,
     path: String,
     metadata: MetadataMap,
     deadline: Option<Instant>,
+}
+
+/// A single-request RPC waiting for its whole request message before it gets a worker.
+struct Pending {
+    call: Admitted,
     decoder: MessageDecoder,
     first: Option<Bytes>,
 }
@@ -185,14 +196,17 @@ fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
 }
 
 impl ServerDispatcher {
-    fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<(Method, String, MetadataMap, Option<Instant>)> {
+    fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<Admitted> {
         let method = header(head, b":method").unwrap_or(b"");
         let ct = header(head, b"content-type").unwrap_or(b"");
         if method != b"POST" {
             respond_not_grpc(st, id, "the method must be POST");
             return None;
         }
-        if !(ct == b"application/grpc" || ct.starts_with(b"application/grpc+") || ct.starts_with(b"application/grpc;")) {
+        if !(ct == b"application/grpc"
+            || ct.starts_with(b"application/grpc+")
+            || ct.starts_with(b"application/grpc;"))
+        {
             respond_not_grpc(st, id, "the content-type must be application/grpc");
             return None;
         }
@@ -234,14 +248,24 @@ impl ServerDispatcher {
             },
         };
         if self.core.stopping.load(Ordering::Acquire) {
-            respond_status(st, id, &Status::unavailable("the server is shutting down"), &[]);
+            respond_status(
+                st,
+                id,
+                &Status::unavailable("the server is shutting down"),
+                &[],
+            );
             return None;
         }
         if let Some(max) = self.core.config.max_concurrent_rpcs {
             let now = self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
             if now >= max {
                 self.core.end_rpc();
-                respond_status(st, id, &Status::resource_exhausted("Concurrent RPC limit exceeded!"), &[]);
+                respond_status(
+                    st,
+                    id,
+                    &Status::resource_exhausted("Concurrent RPC limit exceeded!"),
+                    &[],
+                );
                 return None;
             }
         } else {
@@ -259,11 +283,29 @@ impl ServerDispatcher {
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
         }
-        Some((m, path, MetadataMap::from_headers(head), deadline))
+        Some(Admitted {
+            method: m,
+            path,
+            metadata: MetadataMap::from_headers(head),
+            deadline,
+        })
     }
 
     /// Hands an admitted RPC to the pool.
-    fn start(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId, method: Method, path: String, metadata: MetadataMap, deadline: Option<Instant>, request: Option<Bytes>) {
+    fn start(
+        &mut self,
+        shared: &Arc<Shared>,
+        st: &mut State,
+        id: StreamId,
+        call: Admitted,
+        request: Option<Bytes>,
+    ) {
+        let Admitted {
+            method,
+            path,
+            metadata,
+            deadline,
+        } = call;
         let call = Arc::new(CallState::default());
         self.calls.insert(id, call.clone());
         let stream = StreamHandle::attach(shared.clone(), st, id);
@@ -285,7 +327,9 @@ impl ServerDispatcher {
         }
         let core2 = core.clone();
         let job = Box::new(move || {
-            run_call(&ctx, method, request, max_recv);
+            if run_call(&ctx, method, request, max_recv) {
+                core2.pool.record_panic();
+            }
             drop(ctx);
             if holds_stream {
                 streaming.fetch_sub(1, Ordering::AcqRel);
@@ -299,8 +343,9 @@ impl ServerDispatcher {
     }
 }
 
-/// Runs one RPC on a worker thread, from decoded request to trailers.
-fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) {
+/// Runs one RPC on a worker thread, from decoded request to trailers. Returns true if the
+/// handler panicked (the client then gets UNKNOWN).
+fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) -> bool {
     let outcome = catch_unwind(AssertUnwindSafe(|| -> (Option<Bytes>, Status) {
         match method {
             Method::Unary(h) => match h.call(request.unwrap_or_default(), ctx) {
@@ -328,14 +373,21 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
         }
     }));
     match outcome {
-        Ok((last, status)) => ctx.finish(last.as_deref(), status),
+        Ok((last, status)) => {
+            ctx.finish(last.as_deref(), status);
+            false
+        }
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_string());
-            ctx.finish(None, Status::unknown(format!("Exception calling application: {what}")));
+            ctx.finish(
+                None,
+                Status::unknown(format!("Exception calling application: {what}")),
+            );
+            true
         }
     }
 }
@@ -416,17 +468,14 @@ impl Dispatcher for ServerDispatcher {
                 s.head.take()
             })
             .unwrap_or_default();
-        let Some((method, path, metadata, deadline)) = self.admit(st, id, &head) else {
+        let Some(call) = self.admit(st, id, &head) else {
             return;
         };
-        if method.single_request() {
+        if call.method.single_request() {
             self.pending.insert(
                 id,
                 Pending {
-                    method,
-                    path,
-                    metadata,
-                    deadline,
+                    call,
                     decoder: MessageDecoder::new(self.core.config.max_receive_message_length),
                     first: None,
                 },
@@ -435,7 +484,7 @@ impl Dispatcher for ServerDispatcher {
                 self.stream_changed(shared, st, id);
             }
         } else {
-            self.start(shared, st, id, method, path, metadata, deadline, None);
+            self.start(shared, st, id, call, None);
         }
     }
 
@@ -492,7 +541,7 @@ impl Dispatcher for ServerDispatcher {
                     (Ok(()), true) => {
                         let mut p = self.pending.remove(&id).expect("present");
                         let msg = p.first.take();
-                        self.start(shared, st, id, p.method, p.path, p.metadata, p.deadline, msg);
+                        self.start(shared, st, id, p.call, msg);
                         return;
                     }
                 }
@@ -553,7 +602,8 @@ impl Dispatcher for ServerDispatcher {
         }
         // Forget finished calls now and then so the map does not grow.
         if self.calls.len() > 64 {
-            self.calls.retain(|id, c| st.streams.contains_key(id) && !c.is_over());
+            self.calls
+                .retain(|id, c| st.streams.contains_key(id) && !c.is_over());
         }
         None
     }
@@ -573,4 +623,3 @@ impl Dispatcher for ServerDispatcher {
         }
     }
 }
-

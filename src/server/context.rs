@@ -283,9 +283,10 @@ impl ServerContext {
 /// The status a handler sees when its stream failed under it.
 pub(crate) fn stream_status(e: &StreamError) -> Status {
     match e {
-        StreamError::Reset { reason, remote: true } if *reason == Reason::CANCEL => {
-            Status::cancelled("the client cancelled the call")
-        }
+        StreamError::Reset {
+            reason,
+            remote: true,
+        } if *reason == Reason::CANCEL => Status::cancelled("the client cancelled the call"),
         StreamError::Reset { reason, remote } => Status::cancelled(format!(
             "the stream was reset{} with {reason}",
             if *remote { " by the client" } else { "" }

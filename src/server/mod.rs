@@ -243,20 +243,21 @@ pub(crate) struct ServerCore {
     pub pool: pool::Pool,
     pub active_rpcs: AtomicUsize,
     pub stopping: AtomicBool,
-    conns: Mutex<HashMap<u64, (Arc<Shared>, TcpStream)>>,
+    conns: Mutex<HashMap<u64, Arc<Shared>>>,
     conns_changed: Condvar,
     next_conn: AtomicU64,
 }
 
 impl ServerCore {
     /// Adds a live connection; false if the server is stopping (the connection is dropped).
-    pub fn register_conn(&self, id: u64, shared: Arc<Shared>, sock: TcpStream) -> bool {
+    pub fn register_conn(&self, id: u64, shared: Arc<Shared>) -> bool {
         let mut conns = lock(&self.conns);
         if self.stopping.load(Ordering::Acquire) {
-            let _ = sock.shutdown(std::net::Shutdown::Both);
+            drop(conns);
+            shared.close(ConnLost::Closed);
             return false;
         }
-        conns.insert(id, (shared, sock));
+        conns.insert(id, shared);
         true
     }
 
@@ -267,7 +268,7 @@ impl ServerCore {
     }
 
     fn goaway_all(&self) {
-        let conns: Vec<Arc<Shared>> = lock(&self.conns).values().map(|c| c.0.clone()).collect();
+        let conns: Vec<Arc<Shared>> = lock(&self.conns).values().cloned().collect();
         for shared in conns {
             let mut st = shared.lock();
             if st.lost.is_none() {
@@ -278,14 +279,9 @@ impl ServerCore {
     }
 
     fn close_all(&self) {
-        let conns: Vec<(Arc<Shared>, TcpStream)> = lock(&self.conns)
-            .values()
-            .map(|c| (c.0.clone(), c.1.try_clone()))
-            .filter_map(|(s, t)| t.ok().map(|t| (s, t)))
-            .collect();
-        for (shared, sock) in conns {
+        let conns: Vec<Arc<Shared>> = lock(&self.conns).values().cloned().collect();
+        for shared in conns {
             shared.close(ConnLost::Closed);
-            let _ = sock.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -392,7 +388,10 @@ impl Server {
             }
         }
         let e = last_err.expect("at least one address");
-        Err(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        Err(io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
     }
 
     /// The addresses the server listens on.

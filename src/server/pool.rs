@@ -13,7 +13,18 @@ pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Upper bounds (µs) of the queue-wait histogram buckets; the last bucket is open-ended.
 pub const QUEUE_WAIT_BUCKETS_US: [u64; 12] = [
-    10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, u64::MAX,
+    10,
+    50,
+    100,
+    500,
+    1_000,
+    5_000,
+    10_000,
+    50_000,
+    100_000,
+    500_000,
+    1_000_000,
+    u64::MAX,
 ];
 
 /// Counters shared by the pool's threads.
@@ -112,6 +123,11 @@ impl Pool {
         for t in threads {
             let _ = t.join();
         }
+    }
+
+    /// Counts a handler panic that the job caught itself (to answer its RPC with UNKNOWN).
+    pub fn record_panic(&self) {
+        self.counters.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A snapshot of the counters.

@@ -360,7 +360,10 @@ impl ServiceBuilder {
     where
         Req: Message + Default + 'static,
         Resp: Message + 'static,
-        F: for<'a> Fn(Streaming<Req>, &'a ServerContext) -> Result<ResponseStream<'a, Resp>, Status>
+        F: for<'a> Fn(
+                Streaming<Req>,
+                &'a ServerContext,
+            ) -> Result<ResponseStream<'a, Resp>, Status>
             + Send
             + Sync
             + 'static,

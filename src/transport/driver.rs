@@ -170,8 +170,6 @@ impl State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     writer: Mutex<Box<dyn Write + Send>>,
-    /// The peer's address as text (`ipv4:127.0.0.1:5000`, `unix:/path`).
-    pub peer: String,
     /// Shuts the socket down (both halves), which also ends the reader thread.
     closer: Option<Box<dyn Fn() + Send + Sync>>,
 }
@@ -182,25 +180,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Wraps a fresh state machine and the socket's write half.
-    pub fn new(conn: Connection, writer: Box<dyn Write + Send>, peer: String) -> Arc<Shared> {
-        Self::build(conn, writer, peer, None)
-    }
-
-    /// As [`Shared::new`], with a function that shuts the socket down.
+    /// Wraps a fresh state machine, the socket's write half and a function that shuts the
+    /// socket down.
     pub fn with_closer(
         conn: Connection,
         writer: Box<dyn Write + Send>,
-        peer: String,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
-        Self::build(conn, writer, peer, Some(closer))
+        Self::build(conn, writer, Some(closer))
     }
 
     fn build(
         conn: Connection,
         writer: Box<dyn Write + Send>,
-        peer: String,
         closer: Option<Box<dyn Fn() + Send + Sync>>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
@@ -214,7 +206,6 @@ impl Shared {
                 close_when_idle: false,
             }),
             writer: Mutex::new(writer),
-            peer,
             closer,
         })
     }
@@ -229,7 +220,7 @@ impl Shared {
     /// Call it after every command. If another thread holds the write half, this returns at
     /// once: that thread re-checks the buffer under the state lock before it lets go of the
     /// write half, so nothing is stranded.
-    pub fn flush(&self, mut st: MutexGuard<'_, State>) {
+    pub fn flush<'a>(&'a self, mut st: MutexGuard<'a, State>) {
         if !st.conn.has_output() {
             return;
         }
@@ -379,7 +370,8 @@ pub(crate) fn run_reader(
                 }
             }
             Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {}
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => st.set_lost(ConnLost::Io(e.to_string())),
         }
@@ -444,7 +436,7 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     continue;
                 }
                 let slot = st.streams.get_mut(&stream_id).expect("checked above");
-                if slot.head.is_none() {
+                if slot.head.is_none() && !slot.head_taken {
                     slot.head = Some(headers);
                 } else {
                     slot.trailers = Some(headers);
@@ -535,8 +527,16 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                 dispatcher.stream_changed(shared, st, stream_id);
                 st.conn_cv.notify_all();
             }
-            #[allow(unreachable_patterns)]
-            _ => {}
+            Event::Refused { stream_id } => {
+                if let Some(slot) = st.streams.get_mut(&stream_id) {
+                    if slot.reset.is_none() {
+                        slot.reset = Some(StreamError::Refused);
+                    }
+                    slot.cv.notify_all();
+                    st.collect_finished(stream_id);
+                }
+            }
+            Event::PingAck { .. } => {}
         }
     }
 }
@@ -640,12 +640,13 @@ impl StreamHandle {
         self.id
     }
 
-    /// The connection this stream lives on.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    fn check(st: &State, slot: &StreamSlot) -> Result<(), StreamError> {
+    fn check(st: &State, id: StreamId) -> Result<(), StreamError> {
+        let Some(slot) = st.streams.get(&id) else {
+            return Err(StreamError::Reset {
+                reason: Reason::CANCEL,
+                remote: false,
+            });
+        };
         if let Some(e) = &slot.reset {
             return Err(e.clone());
         }
@@ -708,8 +709,7 @@ impl StreamHandle {
         let mut st = self.shared.lock();
         {
             let st_ref = &mut *st;
-            let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
-            Self::check(st_ref, slot)?;
+            Self::check(st_ref, self.id)?;
             st_ref
                 .conn
                 .send_headers(self.id, headers, end_stream)
@@ -736,9 +736,8 @@ impl StreamHandle {
         {
             let mut st = self.shared.lock();
             let st_ref = &mut *st;
-            let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
-            Self::check(st_ref, slot)?;
-            if slot.sent_end {
+            Self::check(st_ref, self.id)?;
+            if st_ref.streams.get(&self.id).is_some_and(|s| s.sent_end) {
                 return Ok(());
             }
             if let Some(h) = head {
@@ -772,8 +771,7 @@ impl StreamHandle {
         let mut st = self.shared.lock();
         {
             let st_ref = &mut *st;
-            let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
-            Self::check(st_ref, slot)?;
+            Self::check(st_ref, self.id)?;
             st_ref
                 .conn
                 .send_headers(self.id, trailers, true)
@@ -803,8 +801,7 @@ impl StreamHandle {
         loop {
             {
                 let st_ref = &mut *st;
-                let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
-                Self::check(st_ref, slot)?;
+                Self::check(st_ref, self.id)?;
                 let n = st_ref
                     .conn
                     .send_data(self.id, data, end_stream)
