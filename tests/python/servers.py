@@ -47,7 +47,7 @@ def make_greeter(pb2, pb2_grpc):
                 _wait_or_cancelled(context, int(name[len(common.SLEEP_MARKER):]) / 1000.0)
             elif name.startswith(common.ABORT_MARKER):
                 code_name, _, details = name[len(common.ABORT_MARKER):].partition(":")
-                code = getattr(grpc.StatusCode, code_name, None)
+                code = grpc.StatusCode.__members__.get(code_name)
                 if code is None or code == grpc.StatusCode.OK:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown status code " + code_name)
                 context.abort(code, details)
