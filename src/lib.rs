@@ -13,15 +13,25 @@
 //!  h2              (sans-IO HTTP/2: frames, HPACK, connection state machine)
 //! ```
 
-pub mod h2;
-
+pub mod client;
 pub mod codec;
+pub mod h2;
 pub mod metadata;
+pub mod server;
 pub mod status;
 pub mod streaming;
 pub mod timeout;
+pub(crate) mod transport;
 
+pub use client::{
+    CallFuture, CallOptions, Channel, ChannelBuilder, ConnectivityState, IntoRequest,
+    IntoStreamingRequest, Request, RequestSender, Response,
+};
 pub use metadata::MetadataMap;
 pub use prost;
+pub use server::{
+    BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,
+    ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle, UnaryHandler,
+};
 pub use status::{Code, Status};
 pub use streaming::Streaming;

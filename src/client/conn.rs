@@ -1,0 +1,386 @@
+//! The channel's connection: lazy connect, reconnect with the gRPC connection-backoff
+//! algorithm, and the connectivity state.
+
+use std::io;
+use std::net::TcpStream;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::client::target::Target;
+use crate::h2::conn::{Connection, Role};
+use crate::h2::frame::StreamId;
+use crate::h2::settings::Config as H2Config;
+use crate::status::Status;
+use crate::transport::driver::{lock, run_reader, Dispatcher, Shared, State};
+
+/// The connectivity state of a channel (gRPC's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectivityState {
+    /// No connection and no attempt under way; the next call connects.
+    Idle,
+    /// Connecting now.
+    Connecting,
+    /// Connected.
+    Ready,
+    /// The last attempt failed; waiting for the back-off to pass.
+    TransientFailure,
+    /// The channel was closed.
+    Shutdown,
+}
+
+/// Back-off parameters (gRPC connection-backoff spec defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct BackoffConfig {
+    /// Delay after the first failure (1 s).
+    pub initial: Duration,
+    /// Growth factor per failure (1.6).
+    pub multiplier: f64,
+    /// Random spread, as a fraction of the delay (0.2).
+    pub jitter: f64,
+    /// Upper bound on the delay (120 s).
+    pub max: Duration,
+    /// Shortest time one connection attempt is given (20 s).
+    pub min_connect_timeout: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_secs(1),
+            multiplier: 1.6,
+            jitter: 0.2,
+            max: Duration::from_secs(120),
+            min_connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The back-off state between failed attempts.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    cfg: BackoffConfig,
+    current: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    pub fn new(cfg: BackoffConfig) -> Backoff {
+        // Seed from the clock and this value's address: enough to de-synchronise clients.
+        let seed = Instant::now().elapsed().as_nanos() as u64
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0))
+            | 1;
+        Backoff {
+            cfg,
+            current: cfg.initial,
+            rng: seed,
+        }
+    }
+
+    /// The delay before the next attempt: the current back-off with jitter, then grows it.
+    pub fn next_delay(&mut self) -> Duration {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        let base = self.current.as_secs_f64();
+        let spread = base * self.cfg.jitter * (2.0 * r - 1.0);
+        let delay = Duration::from_secs_f64((base + spread).max(0.0));
+        let grown = (base * self.cfg.multiplier).min(self.cfg.max.as_secs_f64());
+        self.current = Duration::from_secs_f64(grown);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.current = self.cfg.initial;
+    }
+
+    pub fn min_connect_timeout(&self) -> Duration {
+        self.cfg.min_connect_timeout
+    }
+}
+
+struct Slot {
+    conn: Option<Arc<Shared>>,
+    connecting: bool,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+    shutdown: bool,
+}
+
+/// Owns the channel's current connection and decides when to make a new one.
+pub(crate) struct Connector {
+    target: Target,
+    h2: H2Config,
+    slot: Mutex<Slot>,
+    changed: Condvar,
+}
+
+fn usable(shared: &Shared) -> bool {
+    let st = shared.lock();
+    st.lost.is_none() && st.goaway.is_none() && !st.conn.is_closed()
+}
+
+impl Connector {
+    pub fn new(target: Target, h2: H2Config, backoff: BackoffConfig) -> Connector {
+        Connector {
+            target,
+            h2,
+            slot: Mutex::new(Slot {
+                conn: None,
+                connecting: false,
+                backoff: Backoff::new(backoff),
+                retry_at: None,
+                last_error: None,
+                shutdown: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The current state; with `try_to_connect`, an idle channel starts connecting (on this
+    /// thread, bounded by the minimum connect timeout).
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        let s = lock(&self.slot);
+        if s.shutdown {
+            return ConnectivityState::Shutdown;
+        }
+        if s.connecting {
+            return ConnectivityState::Connecting;
+        }
+        if let Some(c) = &s.conn {
+            if usable(c) {
+                return ConnectivityState::Ready;
+            }
+        }
+        if let Some(at) = s.retry_at {
+            if Instant::now() < at {
+                return ConnectivityState::TransientFailure;
+            }
+        }
+        drop(s);
+        if try_to_connect {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            if self.get(false, Some(deadline)).is_ok() {
+                return ConnectivityState::Ready;
+            }
+            return self.state(false);
+        }
+        ConnectivityState::Idle
+    }
+
+    /// A usable connection: the current one, or a new one.
+    ///
+    /// Fails fast with UNAVAILABLE while in back-off unless `wait_for_ready`; then waits for
+    /// the next attempt, until `deadline`.
+    pub fn get(
+        &self,
+        wait_for_ready: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Shared>, Status> {
+        let mut s = lock(&self.slot);
+        loop {
+            if s.shutdown {
+                return Err(Status::cancelled("the channel was closed"));
+            }
+            if let Some(c) = &s.conn {
+                if usable(c) {
+                    return Ok(c.clone());
+                }
+                // Lost or going away: the next call connects anew, without back-off.
+                s.conn = None;
+            }
+            let now = Instant::now();
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Err(Status::deadline_exceeded(
+                        "Deadline Exceeded while waiting for a connection",
+                    ));
+                }
+            }
+            let wait_until = if s.connecting {
+                Some(deadline)
+            } else {
+                match s.retry_at {
+                    Some(at) if now < at => {
+                        if !wait_for_ready {
+                            return Err(Status::unavailable(
+                                s.last_error
+                                    .clone()
+                                    .unwrap_or_else(|| "connection failed".into()),
+                            ));
+                        }
+                        Some(Some(match deadline {
+                            Some(d) => d.min(at),
+                            None => at,
+                        }))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(until) = wait_until {
+                s = match until {
+                    None => self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                    Some(u) => {
+                        self.changed
+                            .wait_timeout(s, u.saturating_duration_since(now))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                };
+                continue;
+            }
+            s.connecting = true;
+            let connect_deadline = {
+                let min = now + s.backoff.min_connect_timeout();
+                match deadline {
+                    Some(d) => d.min(min),
+                    None => min,
+                }
+            };
+            drop(s);
+            let res = self.connect(connect_deadline);
+            s = lock(&self.slot);
+            s.connecting = false;
+            self.changed.notify_all();
+            match res {
+                Ok(c) => {
+                    s.backoff.reset();
+                    s.retry_at = None;
+                    s.last_error = None;
+                    if s.shutdown {
+                        c.close(crate::transport::driver::ConnLost::Closed);
+                        continue;
+                    }
+                    s.conn = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => {
+                    let delay = s.backoff.next_delay();
+                    s.retry_at = Some(Instant::now() + delay);
+                    s.last_error = Some(e.clone());
+                    if !wait_for_ready {
+                        return Err(Status::unavailable(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the channel: no new calls; the connection closes once its calls are done.
+    pub fn shutdown(&self) {
+        let mut s = lock(&self.slot);
+        s.shutdown = true;
+        if let Some(c) = s.conn.take() {
+            c.close_when_idle();
+        }
+        self.changed.notify_all();
+    }
+
+    /// One connection attempt over every address of the target.
+    fn connect(&self, deadline: Instant) -> Result<Arc<Shared>, String> {
+        #[cfg(unix)]
+        if let Target::Unix(path) = &self.target {
+            let sock = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| format!("failed to connect to unix:{path}: {e}"))?;
+            let (rd, wr, closer) = (
+                sock.try_clone().map_err(|e| e.to_string())?,
+                sock.try_clone().map_err(|e| e.to_string())?,
+                sock,
+            );
+            return Ok(self.start(
+                Box::new(rd),
+                Box::new(wr),
+                Box::new(move || {
+                    let _ = closer.shutdown(std::net::Shutdown::Both);
+                }),
+            ));
+        }
+        let addrs = self
+            .target
+            .resolve()
+            .map_err(|e| format!("DNS resolution failed for {}: {e}", self.target))?;
+        if addrs.is_empty() {
+            return Err(format!("{} resolved to no addresses", self.target));
+        }
+        let mut errors = Vec::new();
+        for a in addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                errors.push(format!("{a}: connect timed out"));
+                break;
+            }
+            match TcpStream::connect_timeout(&a, left) {
+                Ok(sock) => {
+                    let _ = sock.set_nodelay(true);
+                    let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
+                        (Ok(r), Ok(w)) => (r, w),
+                        (Err(e), _) | (_, Err(e)) => {
+                            errors.push(format!("{a}: {e}"));
+                            continue;
+                        }
+                    };
+                    return Ok(self.start(
+                        Box::new(rd),
+                        Box::new(wr),
+                        Box::new(move || {
+                            let _ = sock.shutdown(std::net::Shutdown::Both);
+                        }),
+                    ));
+                }
+                Err(e) => errors.push(format!("{a}: {e}")),
+            }
+        }
+        Err(format!(
+            "failed to connect to all addresses of {}; {}",
+            self.target,
+            errors.join("; ")
+        ))
+    }
+
+    fn start(
+        &self,
+        rd: Box<dyn crate::transport::driver::ReadHalf>,
+        wr: Box<dyn io::Write + Send>,
+        closer: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<Shared> {
+        let conn = Connection::new(Role::Client, self.h2.clone());
+        let shared = Shared::with_closer(conn, wr, closer);
+        let s2 = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("grpc-client-reader".into())
+            .stack_size(256 * 1024)
+            .spawn(move || run_reader(s2, rd, &mut ClientDispatcher));
+        if spawned.is_err() {
+            shared.close(crate::transport::driver::ConnLost::Io(
+                "cannot spawn the connection's reader thread".into(),
+            ));
+        }
+        shared
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The client's reader needs nothing beyond the driver's routing: servers never open streams.
+struct ClientDispatcher;
+
+impl Dispatcher for ClientDispatcher {
+    fn new_stream(&mut self, _shared: &Arc<Shared>, st: &mut State, id: StreamId, _end: bool) {
+        // The state machine rejects PUSH_PROMISE; a server-initiated HEADERS is refused.
+        st.streams.remove(&id);
+        st.conn.reset(id, crate::h2::error::Reason::REFUSED_STREAM);
+    }
+}

@@ -1,0 +1,833 @@
+//! The blocking client: [`Channel`] and the four kinds of call.
+//!
+//! ```no_run
+//! use grpc_sync::{Channel, Request};
+//! use std::time::Duration;
+//! # #[derive(Clone, PartialEq, grpc_sync::prost::Message)] struct Msg { #[prost(string, tag = "1")] s: String }
+//! let channel = Channel::insecure("localhost:50051")?;
+//! let req = Request::new(Msg { s: "hi".into() }).with_timeout(Duration::from_secs(1));
+//! let reply: Msg = channel.unary("/demo.Echo/Echo", req)?.into_inner();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Threads: a channel keeps one HTTP/2 connection with one reader thread. The calling thread
+//! encodes and writes its own request and then sleeps until the reader wakes it with the
+//! response: one hand-off per unary call. Client- and bidi-streaming calls drain the request
+//! iterator on a helper thread so that responses can be read at the same time.
+
+mod call;
+mod conn;
+mod future;
+mod target;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+
+use crate::codec::{self, MessageDecoder};
+use crate::h2::conn::SendError;
+use crate::h2::error::Reason;
+use crate::h2::hpack::Header;
+use crate::h2::settings::Config as H2Config;
+use crate::metadata::MetadataMap;
+use crate::status::{Code, Status};
+use crate::streaming::{MessageSource, Streaming};
+use crate::timeout::encode_grpc_timeout;
+use crate::transport::driver::{lock, Recv, Shared, StreamError, StreamHandle};
+
+pub use call::{CallOptions, IntoRequest, IntoStreamingRequest, Request, Response};
+pub use conn::{BackoffConfig, ConnectivityState};
+pub use future::CallFuture;
+pub use target::{Target, TargetError};
+
+/// Settings of a [`Channel`].
+#[derive(Debug, Clone)]
+pub struct ChannelBuilder {
+    target: String,
+    max_send: usize,
+    max_recv: usize,
+    user_agent: String,
+    backoff: BackoffConfig,
+    h2: H2Config,
+    authority: Option<String>,
+}
+
+impl ChannelBuilder {
+    /// Largest request message sent (default unlimited); larger ones fail with
+    /// RESOURCE_EXHAUSTED before anything is sent.
+    pub fn max_send_message_length(mut self, n: usize) -> Self {
+        self.max_send = n;
+        self
+    }
+
+    /// Largest response message accepted (default 4 MiB).
+    pub fn max_receive_message_length(mut self, n: usize) -> Self {
+        self.max_recv = n;
+        self
+    }
+
+    /// A prefix for the `user-agent` header (grpcio's `grpc.primary_user_agent`).
+    pub fn user_agent(mut self, ua: &str) -> Self {
+        self.user_agent = format!("{ua} grpc-sync/{}", env!("CARGO_PKG_VERSION"));
+        self
+    }
+
+    /// Reconnect back-off parameters.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Overrides the `:authority` sent with requests (default: the target's `host:port`).
+    pub fn authority(mut self, authority: &str) -> Self {
+        self.authority = Some(authority.to_string());
+        self
+    }
+
+    /// The HTTP/2 connection settings and limits in full.
+    pub fn http2_config(mut self, config: H2Config) -> Self {
+        self.h2 = config;
+        self
+    }
+
+    /// Builds the channel. Nothing connects until the first call (or
+    /// [`Channel::wait_for_ready`]).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT if the target cannot be parsed.
+    pub fn build(self) -> Result<Channel, Status> {
+        let target =
+            Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let authority = self.authority.unwrap_or_else(|| target.authority());
+        Ok(Channel {
+            inner: Arc::new(ChannelInner {
+                connector: conn::Connector::new(target, self.h2, self.backoff),
+                authority: Bytes::from(authority),
+                user_agent: Bytes::from(self.user_agent),
+                max_send: self.max_send,
+                max_recv: self.max_recv,
+            }),
+        })
+    }
+}
+
+struct ChannelInner {
+    connector: conn::Connector,
+    authority: Bytes,
+    user_agent: Bytes,
+    max_send: usize,
+    max_recv: usize,
+}
+
+/// A connection to a gRPC server: cheap to clone, safe to share between threads; calls from
+/// every clone share one HTTP/2 connection as concurrent streams.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<ChannelInner>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("target", &self.inner.connector.target().to_string())
+            .finish()
+    }
+}
+
+fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
+    Header::new(Bytes::from_static(name), Bytes::from_static(value))
+}
+
+/// The status for a stream that failed under a call.
+fn stream_status(e: &StreamError) -> Status {
+    match e {
+        StreamError::Reset { reason, remote } => {
+            if !remote && *reason == Reason::CANCEL {
+                return Status::cancelled("Locally cancelled by application!");
+            }
+            // gRPC's RST_STREAM error code mapping (PROTOCOL-HTTP2).
+            let code = match *reason {
+                Reason::CANCEL => Code::Cancelled,
+                Reason::REFUSED_STREAM => Code::Unavailable,
+                Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+                Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+                _ => Code::Internal,
+            };
+            Status::new(code, format!("stream reset by the server with {reason}"))
+        }
+        StreamError::Lost(l) => Status::unavailable(l.to_string()),
+        StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
+        StreamError::Refused => {
+            Status::unavailable("the server is going away and did not process the call (GOAWAY)")
+        }
+    }
+}
+
+fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
+    h.iter()
+        .find(|x| x.name.as_ref() == name)
+        .map(|x| x.value.as_ref())
+}
+
+/// Reads a response: head, messages, trailers, status. Shared by every call kind.
+pub(crate) struct ResponseReader {
+    handle: StreamHandle,
+    decoder: MessageDecoder,
+    deadline: Option<Instant>,
+    initial: Option<MetadataMap>,
+    trailing: Option<MetadataMap>,
+    /// The final status once known (`Some(Ok)` for OK).
+    status: Option<Status>,
+    /// Set by a request-sender thread that failed (for example a message over the send limit).
+    sender_error: Option<Arc<std::sync::Mutex<Option<Status>>>>,
+}
+
+impl ResponseReader {
+    fn new(handle: StreamHandle, max_recv: usize, deadline: Option<Instant>) -> ResponseReader {
+        ResponseReader {
+            handle,
+            decoder: MessageDecoder::new(max_recv),
+            deadline,
+            initial: None,
+            trailing: None,
+            status: None,
+            sender_error: None,
+        }
+    }
+
+    fn fail(&mut self, s: Status) -> Status {
+        if self.status.is_none() {
+            self.status = Some(s.clone());
+        }
+        // Nothing more will be read: cancel the stream if it is still open.
+        self.handle.reset(Reason::CANCEL);
+        s
+    }
+
+    fn stream_failed(&mut self, e: &StreamError) -> Status {
+        let sent = self
+            .sender_error
+            .as_ref()
+            .and_then(|cell| lock(cell).take());
+        if let Some(s) = sent {
+            return self.fail(s);
+        }
+        let s = stream_status(e);
+        self.fail(s)
+    }
+
+    /// Reads and checks the response head. Ok(true) means a trailers-only response, whose
+    /// status is now in `self.status`.
+    fn read_head(&mut self) -> Result<(), Status> {
+        if self.initial.is_some() {
+            return Ok(());
+        }
+        let head = match self.handle.recv_head(self.deadline) {
+            Ok(h) => h,
+            Err(e) => return Err(self.stream_failed(&e)),
+        };
+        let http = header(&head, b":status")
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok());
+        let has_status = header(&head, b"grpc-status").is_some();
+        if http != Some(200) {
+            let s = if has_status {
+                Status::from_trailers(&head)
+                    .unwrap_or_else(|| Status::internal("malformed grpc-status"))
+            } else {
+                match http {
+                    Some(code) => Status::from_http_status(code),
+                    None => Status::internal("the response has no :status"),
+                }
+            };
+            return Err(self.fail(s));
+        }
+        self.initial = Some(MetadataMap::from_headers(&head));
+        if has_status {
+            // Trailers-only: the head is also the end.
+            let s = Status::from_trailers(&head)
+                .unwrap_or_else(|| Status::internal("malformed grpc-status"));
+            self.trailing = Some(MetadataMap::from_headers(&head));
+            self.status = Some(s);
+            return Ok(());
+        }
+        let ct = header(&head, b"content-type").unwrap_or(b"");
+        if !ct.starts_with(b"application/grpc") {
+            let s = Status::unknown(format!(
+                "the server answered with content-type {:?}, not application/grpc",
+                String::from_utf8_lossy(ct)
+            ));
+            return Err(self.fail(s));
+        }
+        Ok(())
+    }
+
+    /// The next response message; `None` at the end (then `status` is set).
+    fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        if let Err(s) = self.read_head() {
+            return Some(Err(s));
+        }
+        loop {
+            if let Some(s) = &self.status {
+                return match s.code() {
+                    Code::Ok => None,
+                    _ => Some(Err(s.clone())),
+                };
+            }
+            match self.decoder.next_message() {
+                Ok(Some(m)) => return Some(Ok(m)),
+                Ok(None) => {}
+                Err(s) => return Some(Err(self.fail(s))),
+            }
+            match self.handle.recv_data(self.deadline) {
+                Ok(Recv::Data(b)) => self.decoder.push(b),
+                Ok(Recv::End) => {
+                    if let Err(s) = self.decoder.finish() {
+                        return Some(Err(self.fail(s)));
+                    }
+                    let trailers = self.handle.take_trailers().unwrap_or_default();
+                    let s = Status::from_trailers(&trailers).unwrap_or_else(|| {
+                        Status::internal("the server closed the stream without a grpc-status")
+                    });
+                    self.trailing = Some(MetadataMap::from_headers(&trailers));
+                    self.status = Some(s);
+                }
+                Err(e) => return Some(Err(self.stream_failed(&e))),
+            }
+        }
+    }
+
+    /// Reads exactly one message and the status (unary and client-streaming responses).
+    fn read_unary(mut self) -> Result<Response<Bytes>, Status> {
+        let first = match self.next_message() {
+            Some(Ok(m)) => m,
+            Some(Err(s)) => return Err(s),
+            None => {
+                return Err(Status::unimplemented(
+                    "the server sent no response message for a unary call",
+                ))
+            }
+        };
+        match self.next_message() {
+            None => {}
+            Some(Ok(_)) => {
+                return Err(self.fail(Status::internal(
+                    "the server sent more than one response message for a unary call",
+                )))
+            }
+            Some(Err(s)) => return Err(s),
+        }
+        Ok(Response::new(
+            first,
+            self.initial.take().unwrap_or_default(),
+            self.trailing.take().unwrap_or_default(),
+        ))
+    }
+}
+
+impl MessageSource for ResponseReader {
+    fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        ResponseReader::next_message(self)
+    }
+
+    fn initial_metadata(&mut self) -> Option<&MetadataMap> {
+        if self.read_head().is_err() {
+            return None;
+        }
+        self.initial.as_ref()
+    }
+
+    fn trailing_metadata(&self) -> Option<&MetadataMap> {
+        self.trailing.as_ref()
+    }
+
+    fn cancel(&mut self) {
+        if self.status.is_none() {
+            self.status = Some(Status::cancelled("Locally cancelled by application!"));
+        }
+        self.handle.reset(Reason::CANCEL);
+    }
+}
+
+fn decode<T: Message + Default>(b: Bytes) -> Result<T, Status> {
+    T::decode(b)
+        .map_err(|e| Status::internal(format!("failed to decode the response message: {e}")))
+}
+
+/// Writes the request messages of a streaming call; ends with END_STREAM.
+fn spawn_sender<Req, I>(
+    view: StreamHandle,
+    iter: I,
+    max_send: usize,
+    deadline: Option<Instant>,
+    error: Arc<std::sync::Mutex<Option<Status>>>,
+) where
+    Req: Message + 'static,
+    I: Iterator<Item = Req> + Send + 'static,
+{
+    let body = move || {
+        let mut buf = BytesMut::new();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for msg in iter {
+                buf.clear();
+                codec::encode_message(&msg, &mut buf, max_send)?;
+                if view.send_data(&buf, false, deadline).is_err() {
+                    // The call ended (response, reset, deadline): stop pulling requests.
+                    return Ok(());
+                }
+            }
+            let _ = view.send_data(&[], true, deadline);
+            Ok(())
+        }));
+        let err = match res {
+            Ok(Ok(())) => None,
+            Ok(Err(s)) => Some(s),
+            Err(_) => Some(Status::unknown("the request iterator panicked")),
+        };
+        if let Some(s) = err {
+            *lock(&error) = Some(s);
+            view.reset(Reason::CANCEL);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("grpc-request-sender".into())
+        .spawn(body)
+    {
+        // No thread: fail the call rather than hang it.
+        let _ = e;
+    }
+}
+
+/// The sending half of an interactive bidi call: send messages one by one, then
+/// [`close`](RequestSender::close) (dropping it closes too).
+pub struct RequestSender<T> {
+    view: StreamHandle,
+    max_send: usize,
+    deadline: Option<Instant>,
+    closed: bool,
+    buf: BytesMut,
+    _t: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T: Message> RequestSender<T> {
+    /// Sends one message, blocking while the server's window is closed.
+    ///
+    /// # Errors
+    /// The call's failure (the server ended it, deadline, connection lost), or
+    /// RESOURCE_EXHAUSTED for a message over the send limit.
+    pub fn send(&mut self, msg: T) -> Result<(), Status> {
+        if self.closed {
+            return Err(Status::failed_precondition("the request stream is closed"));
+        }
+        self.buf.clear();
+        codec::encode_message(&msg, &mut self.buf, self.max_send)?;
+        self.view
+            .send_data(&self.buf, false, self.deadline)
+            .map_err(|e| stream_status(&e))
+    }
+
+    /// Half-closes: tells the server no more requests come.
+    pub fn close(mut self) -> Result<(), Status> {
+        self.half_close()
+    }
+
+    fn half_close(&mut self) -> Result<(), Status> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.view
+            .send_data(&[], true, self.deadline)
+            .map_err(|e| stream_status(&e))
+    }
+}
+
+impl<T> Drop for RequestSender<T> {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            let _ = self.view.send_data(&[], true, self.deadline);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for RequestSender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSender")
+            .field("stream", &self.view.id())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl Channel {
+    /// A channel without TLS to `target` (`host:port`, `dns:///host:port`, `ipv4:…`,
+    /// `[::1]:port`, `unix:/path`); grpcio's `insecure_channel`. Connects lazily.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT if the target cannot be parsed.
+    pub fn insecure(target: &str) -> Result<Channel, Status> {
+        Channel::builder(target).build()
+    }
+
+    /// Configures a channel to `target`.
+    pub fn builder(target: &str) -> ChannelBuilder {
+        ChannelBuilder {
+            target: target.to_string(),
+            max_send: usize::MAX,
+            max_recv: 4 * 1024 * 1024,
+            user_agent: format!("grpc-sync/{}", env!("CARGO_PKG_VERSION")),
+            backoff: BackoffConfig::default(),
+            h2: H2Config::default(),
+            authority: None,
+        }
+    }
+
+    /// Connects now, waiting through back-off until `timeout` (grpcio's
+    /// `channel_ready_future(channel).result(timeout)`).
+    ///
+    /// # Errors
+    /// DEADLINE_EXCEEDED if no connection was made in time; the message names the last
+    /// connection error.
+    pub fn wait_for_ready(&self, timeout: Duration) -> Result<(), Status> {
+        self.inner
+            .connector
+            .get(true, Some(Instant::now() + timeout))
+            .map(|_| ())
+    }
+
+    /// The connectivity state; with `try_to_connect`, an idle channel connects.
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        self.inner.connector.state(try_to_connect)
+    }
+
+    /// Closes the channel: new calls fail with CANCELLED; calls in flight finish.
+    pub fn close(&self) {
+        self.inner.connector.shutdown();
+    }
+
+    fn request_headers(
+        &self,
+        path: &'static str,
+        opts: &CallOptions,
+        deadline: Option<Instant>,
+    ) -> Vec<Header> {
+        let mut h = Vec::with_capacity(8 + opts.metadata.len());
+        h.push(hdr(b":method", b"POST"));
+        h.push(hdr(b":scheme", b"http"));
+        h.push(Header::new(
+            Bytes::from_static(b":path"),
+            Bytes::from_static(path.as_bytes()),
+        ));
+        h.push(Header::new(
+            Bytes::from_static(b":authority"),
+            self.inner.authority.clone(),
+        ));
+        h.push(hdr(b"content-type", b"application/grpc"));
+        h.push(hdr(b"te", b"trailers"));
+        h.push(Header::new(
+            Bytes::from_static(b"user-agent"),
+            self.inner.user_agent.clone(),
+        ));
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            h.push(Header::new(
+                Bytes::from_static(b"grpc-timeout"),
+                Bytes::from(encode_grpc_timeout(left)),
+            ));
+        }
+        opts.metadata.to_headers(&mut h);
+        h
+    }
+
+    /// Opens a stream for `path`, optionally with a whole (framed) request that ends it.
+    /// Retries transparently on a new connection when the old one refused the stream before
+    /// the server saw it.
+    fn open(
+        &self,
+        path: &'static str,
+        opts: &CallOptions,
+        deadline: Option<Instant>,
+        request: Option<&[u8]>,
+    ) -> Result<StreamHandle, Status> {
+        opts.check()?;
+        let headers = self.request_headers(path, opts, deadline);
+        loop {
+            let shared: Arc<Shared> = self.inner.connector.get(opts.wait_for_ready, deadline)?;
+            let mut st = shared.lock();
+            let id = loop {
+                if st.lost.is_some() || st.goaway.is_some() {
+                    break None;
+                }
+                if st.conn.can_open_stream() {
+                    match st.conn.open_stream(&headers, false) {
+                        Ok(id) => break Some(id),
+                        Err(SendError::StreamLimit) => {}
+                        Err(_) => break None,
+                    }
+                }
+                // Wait for a free stream (MAX_CONCURRENT_STREAMS) rather than fail.
+                let cv = st.conn_cv.clone();
+                let (g, timed_out) = shared.wait(&cv, st, deadline);
+                st = g;
+                if timed_out {
+                    return Err(Status::deadline_exceeded(
+                        "Deadline Exceeded while waiting for a free stream",
+                    ));
+                }
+            };
+            let Some(id) = id else {
+                // This connection cannot take new streams: the connector makes a new one.
+                drop(st);
+                continue;
+            };
+            st.insert_slot(id);
+            let handle = StreamHandle::attach(shared.clone(), &mut st, id);
+            let mut rest: &[u8] = &[];
+            if let Some(req) = request {
+                match st.conn.send_data(id, req, true) {
+                    Ok(n) if n == req.len() => {
+                        if let Some(slot) = st.streams.get_mut(&id) {
+                            slot.sent_end = true;
+                        }
+                    }
+                    Ok(n) => rest = &req[n..],
+                    Err(_) => rest = req,
+                }
+            }
+            shared.flush(st);
+            if request.is_some() && !rest.is_empty() {
+                handle
+                    .send_data(rest, true, deadline)
+                    .map_err(|e| stream_status(&e))?;
+            }
+            return Ok(handle);
+        }
+    }
+
+    fn encode<Req: Message>(&self, msg: &Req) -> Result<BytesMut, Status> {
+        let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
+        codec::encode_message(msg, &mut buf, self.inner.max_send)?;
+        Ok(buf)
+    }
+
+    /// Sends one request and reads the whole response, retrying once if a GOAWAY refused it.
+    fn unary_raw(
+        &self,
+        path: &'static str,
+        framed: &[u8],
+        opts: &CallOptions,
+    ) -> Result<Response<Bytes>, Status> {
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let mut tries = 0;
+        loop {
+            let handle = self.open(path, opts, deadline, Some(framed))?;
+            let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+            match reader.read_unary() {
+                Err(s)
+                    if s.code() == Code::Unavailable
+                        && s.message().contains("GOAWAY")
+                        && tries < 2 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A unary call (what generated `say_hello(req)` calls).
+    ///
+    /// # Errors
+    /// The call's [`Status`]: the server's, or one made here (UNAVAILABLE for a connection
+    /// failure naming the address, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED for size limits…).
+    pub fn unary<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + 'static,
+    {
+        let (msg, opts) = req.into_parts();
+        let framed = self.encode(&msg)?;
+        let (m, i, t) = self.unary_raw(path, &framed, &opts)?.into_parts();
+        Ok(Response::new(decode(m)?, i, t))
+    }
+
+    /// A unary call returning at once with a [`CallFuture`] (grpcio's `.future()`).
+    pub fn unary_future<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> CallFuture<Response<Resp>>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + Clone + Send + 'static,
+    {
+        let (msg, opts) = req.into_parts();
+        let framed = match self.encode(&msg) {
+            Ok(f) => f,
+            Err(s) => return CallFuture::ready(Err(s)),
+        };
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let handle = match self.open(path, &opts, deadline, Some(&framed)) {
+            Ok(h) => h,
+            Err(s) => return CallFuture::ready(Err(s)),
+        };
+        let probe = handle.view();
+        let max_recv = self.inner.max_recv;
+        CallFuture::pending(
+            probe,
+            Box::new(move |_| {
+                let reader = ResponseReader::new(handle, max_recv, deadline);
+                let (m, i, t) = reader.read_unary()?.into_parts();
+                Ok(Response::new(decode(m)?, i, t))
+            }),
+        )
+    }
+
+    /// A server-streaming call: the response messages as an iterator.
+    ///
+    /// # Errors
+    /// Only failures before the call starts (connection, encoding); the rest arrive as the
+    /// iterator's items.
+    pub fn server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Request<Req>,
+    ) -> Result<Streaming<Resp>, Status>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + 'static,
+    {
+        let (msg, opts) = req.into_parts();
+        let framed = self.encode(&msg)?;
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let handle = self.open(path, &opts, deadline, Some(&framed))?;
+        let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        Ok(Streaming::from_source(reader))
+    }
+
+    fn start_streaming<Req, I>(
+        &self,
+        path: &'static str,
+        iter: I,
+        opts: &CallOptions,
+    ) -> Result<ResponseReader, Status>
+    where
+        Req: Message + 'static,
+        I: Iterator<Item = Req> + Send + 'static,
+    {
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let handle = self.open(path, opts, deadline, None)?;
+        let error = Arc::new(std::sync::Mutex::new(None));
+        spawn_sender(
+            handle.view(),
+            iter,
+            self.inner.max_send,
+            deadline,
+            error.clone(),
+        );
+        let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        reader.sender_error = Some(error);
+        Ok(reader)
+    }
+
+    /// A client-streaming call: `req`'s iterator is drained on a helper thread.
+    ///
+    /// # Errors
+    /// The call's [`Status`].
+    pub fn client_streaming<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + 'static,
+        I: Iterator<Item = Req> + Send + 'static,
+    {
+        let (iter, opts) = req.into_parts();
+        let reader = self.start_streaming(path, iter, &opts)?;
+        let (m, i, t) = reader.read_unary()?.into_parts();
+        Ok(Response::new(decode(m)?, i, t))
+    }
+
+    /// A client-streaming call returning a [`CallFuture`].
+    pub fn client_streaming_future<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> CallFuture<Response<Resp>>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + Clone + Send + 'static,
+        I: Iterator<Item = Req> + Send + 'static,
+    {
+        let (iter, opts) = req.into_parts();
+        let reader = match self.start_streaming(path, iter, &opts) {
+            Ok(r) => r,
+            Err(s) => return CallFuture::ready(Err(s)),
+        };
+        let probe = reader.handle.view();
+        CallFuture::pending(
+            probe,
+            Box::new(move |_| {
+                let (m, i, t) = reader.read_unary()?.into_parts();
+                Ok(Response::new(decode(m)?, i, t))
+            }),
+        )
+    }
+
+    /// A bidirectional-streaming call: requests drained on a helper thread, responses as an
+    /// iterator.
+    ///
+    /// # Errors
+    /// Only failures before the call starts.
+    pub fn bidi_streaming<Req, Resp, I>(
+        &self,
+        path: &'static str,
+        req: Request<I>,
+    ) -> Result<Streaming<Resp>, Status>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + 'static,
+        I: Iterator<Item = Req> + Send + 'static,
+    {
+        let (iter, opts) = req.into_parts();
+        let reader = self.start_streaming(path, iter, &opts)?;
+        Ok(Streaming::from_source(reader))
+    }
+
+    /// A bidirectional-streaming call driven by hand: send with the [`RequestSender`], read
+    /// from the [`Streaming`], in any order (ping-pong).
+    ///
+    /// # Errors
+    /// Only failures before the call starts.
+    pub fn bidi_interactive<Req, Resp>(
+        &self,
+        path: &'static str,
+        options: CallOptions,
+    ) -> Result<(RequestSender<Req>, Streaming<Resp>), Status>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + 'static,
+    {
+        let deadline = options.timeout.map(|t| Instant::now() + t);
+        let handle = self.open(path, &options, deadline, None)?;
+        let sender = RequestSender {
+            view: handle.view(),
+            max_send: self.inner.max_send,
+            deadline,
+            closed: false,
+            buf: BytesMut::new(),
+            _t: std::marker::PhantomData,
+        };
+        let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        Ok((sender, Streaming::from_source(reader)))
+    }
+}

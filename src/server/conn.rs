@@ -1,0 +1,625 @@
+//! One accepted connection on the server: HTTP/1 detection, the reader thread, and the
+//! dispatcher that turns new streams into RPCs on the worker pool.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::codec::MessageDecoder;
+use crate::h2::conn::{Connection, Role};
+use crate::h2::error::Reason;
+use crate::h2::frame::StreamId;
+use crate::h2::hpack::Header;
+use crate::metadata::MetadataMap;
+use crate::server::context::{stream_status, CallState, ServerContext};
+use crate::server::service::Method;
+use crate::server::ServerCore;
+use crate::status::{Code, Status};
+use crate::streaming::MessageSource;
+use crate::timeout::decode_grpc_timeout;
+use crate::transport::driver::{
+    run_reader, Dispatcher, Recv, Shared, State, StreamError, StreamHandle,
+};
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// Serves one accepted TCP connection until it ends. Runs on the connection's reader thread.
+pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
+    let _ = sock.set_nodelay(true);
+    let peer = match sock.peer_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
+        Ok(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
+        Err(_) => "unknown".to_string(),
+    };
+    let (Ok(mut rd), Ok(wr), Ok(closer)) = (sock.try_clone(), sock.try_clone(), sock.try_clone())
+    else {
+        return;
+    };
+    // Tell HTTP/2 from HTTP/1 by the first bytes, within a bounded time.
+    let _ = rd.set_read_timeout(Some(core.config.handshake_timeout));
+    let mut first = Vec::with_capacity(PREFACE.len());
+    let mut buf = [0u8; 1024];
+    while first.len() < PREFACE.len() {
+        match rd.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => first.extend_from_slice(&buf[..n]),
+        }
+        if !PREFACE.starts_with(&first[..first.len().min(PREFACE.len())]) {
+            answer_http1(&mut &sock, &first);
+            return;
+        }
+    }
+    let _ = rd.set_read_timeout(None);
+
+    let conn = Connection::new(Role::Server, core.config.h2.clone());
+    let shared = Shared::with_closer(
+        conn,
+        Box::new(wr),
+        Box::new(move || {
+            let _ = closer.shutdown(std::net::Shutdown::Both);
+        }),
+    );
+    {
+        let mut st = shared.lock();
+        if let Err(e) = st.conn.recv(&first, Instant::now()) {
+            st.set_lost(crate::transport::driver::ConnLost::Protocol(e.to_string()));
+        }
+    }
+    if !core.register_conn(conn_id, shared.clone()) {
+        return;
+    }
+    let mut d = ServerDispatcher {
+        core: core.clone(),
+        peer,
+        pending: HashMap::new(),
+        calls: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        deferred: Vec::new(),
+        streaming: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    };
+    // Events already produced by the first bytes are routed on the first round.
+    run_reader(shared, Box::new(rd), &mut d);
+    core.unregister_conn(conn_id);
+}
+
+/// Answers an HTTP/1.x request on the gRPC port with a clear error instead of a silent close.
+fn answer_http1(w: &mut impl Write, first: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let looks_http1 = req.parse(first).is_ok() && req.method.is_some();
+    let body = "This is a gRPC server: it speaks HTTP/2 (h2c prior knowledge, or h2 over TLS). \
+                Use a gRPC client.\n";
+    let status = if looks_http1 {
+        "426 Upgrade Required"
+    } else {
+        "400 Bad Request"
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nUpgrade: h2c\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = w.write_all(resp.as_bytes());
+    let _ = w.flush();
+}
+
+/// An RPC that passed the checks of its request head.
+struct Admitted {
+    method: Method,
+    path: String,
+    metadata: MetadataMap,
+    deadline: Option<Instant>,
+}
+
+/// A single-request RPC waiting for its whole request message before it gets a worker.
+struct Pending {
+    call: Admitted,
+    decoder: MessageDecoder,
+    first: Option<Bytes>,
+}
+
+struct ServerDispatcher {
+    core: Arc<ServerCore>,
+    peer: String,
+    pending: HashMap<StreamId, Pending>,
+    calls: HashMap<StreamId, Arc<CallState>>,
+    deadlines: BTreeSet<(Instant, StreamId)>,
+    deferred: Vec<Callback>,
+    /// Streaming RPCs of this connection holding a worker.
+    streaming: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
+    h.iter()
+        .find(|x| x.name.as_ref() == name)
+        .map(|x| x.value.as_ref())
+}
+
+fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
+    Header::new(Bytes::from_static(name), Bytes::from_static(value))
+}
+
+/// Sends a trailers-only response from the reader thread (an RPC that never reached a handler).
+fn respond_status(st: &mut State, id: StreamId, status: &Status, extra: &[Header]) {
+    let mut h = vec![
+        hdr(b":status", b"200"),
+        hdr(b"content-type", b"application/grpc"),
+    ];
+    h.extend_from_slice(extra);
+    status.to_trailers(&mut h);
+    finish_from_reader(st, id, &h);
+}
+
+fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
+    let Some(slot) = st.streams.get_mut(&id) else {
+        return;
+    };
+    if slot.sent_end || slot.reset.is_some() {
+        return;
+    }
+    slot.sent_end = true;
+    slot.sent_head = true;
+    let client_done = slot.end;
+    if st.conn.send_headers(id, trailers, true).is_ok() && !client_done {
+        // gRPC: the server is done; tell the client to stop sending.
+        st.conn.reset(id, Reason::NO_ERROR);
+    }
+}
+
+/// Answers a request that is not gRPC at all with HTTP 415 and a plain-text explanation.
+fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
+    let h = [
+        hdr(b":status", b"415"),
+        hdr(b"content-type", b"text/plain; charset=utf-8"),
+    ];
+    if let Some(slot) = st.streams.get_mut(&id) {
+        slot.sent_end = true;
+        slot.sent_head = true;
+    }
+    let body = format!("This is a gRPC endpoint: {why}. Send gRPC requests (POST, content-type application/grpc) over HTTP/2.\n");
+    if st.conn.send_headers(id, &h, false).is_ok() {
+        let _ = st.conn.send_data(id, body.as_bytes(), true);
+    }
+    let client_done = st.streams.get(&id).map(|s| s.end).unwrap_or(true);
+    if !client_done {
+        st.conn.reset(id, Reason::NO_ERROR);
+    }
+}
+
+impl ServerDispatcher {
+    fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<Admitted> {
+        let method = header(head, b":method").unwrap_or(b"");
+        let ct = header(head, b"content-type").unwrap_or(b"");
+        if method != b"POST" {
+            respond_not_grpc(st, id, "the method must be POST");
+            return None;
+        }
+        if !(ct == b"application/grpc"
+            || ct.starts_with(b"application/grpc+")
+            || ct.starts_with(b"application/grpc;"))
+        {
+            respond_not_grpc(st, id, "the content-type must be application/grpc");
+            return None;
+        }
+        let path = String::from_utf8_lossy(header(head, b":path").unwrap_or(b"")).into_owned();
+        let Some(m) = self.core.methods.get(&path).cloned() else {
+            let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            let msg = if self.core.services.contains(svc) {
+                format!("Method not found: {path}")
+            } else {
+                format!("Service not found: {svc} (method {path})")
+            };
+            respond_status(st, id, &Status::unimplemented(msg), &[]);
+            return None;
+        };
+        if let Some(enc) = header(head, b"grpc-encoding") {
+            if enc != b"identity" {
+                let msg = format!(
+                    "compression {} is not supported; this server accepts identity",
+                    String::from_utf8_lossy(enc)
+                );
+                respond_status(
+                    st,
+                    id,
+                    &Status::unimplemented(msg),
+                    &[hdr(b"grpc-accept-encoding", b"identity")],
+                );
+                return None;
+            }
+        }
+        let deadline = match header(head, b"grpc-timeout") {
+            None => None,
+            Some(v) => match decode_grpc_timeout(v) {
+                Ok(d) => Some(Instant::now() + d),
+                Err(_) => {
+                    let msg = format!("malformed grpc-timeout: {:?}", String::from_utf8_lossy(v));
+                    respond_status(st, id, &Status::internal(msg), &[]);
+                    return None;
+                }
+            },
+        };
+        if self.core.stopping.load(Ordering::Acquire) {
+            respond_status(
+                st,
+                id,
+                &Status::unavailable("the server is shutting down"),
+                &[],
+            );
+            return None;
+        }
+        if let Some(max) = self.core.config.max_concurrent_rpcs {
+            let now = self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
+            if now >= max {
+                self.core.end_rpc();
+                respond_status(
+                    st,
+                    id,
+                    &Status::resource_exhausted("Concurrent RPC limit exceeded!"),
+                    &[],
+                );
+                return None;
+            }
+        } else {
+            self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
+        }
+        if !m.single_request() {
+            let held = self.streaming.load(Ordering::Acquire);
+            if held >= self.core.config.max_streaming_rpcs_per_connection {
+                self.core.end_rpc();
+                let msg = format!("too many streaming RPCs on this connection (limit {held})");
+                respond_status(st, id, &Status::resource_exhausted(msg), &[]);
+                return None;
+            }
+        }
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, id));
+        }
+        Some(Admitted {
+            method: m,
+            path,
+            metadata: MetadataMap::from_headers(head),
+            deadline,
+        })
+    }
+
+    /// Hands an admitted RPC to the pool.
+    fn start(
+        &mut self,
+        shared: &Arc<Shared>,
+        st: &mut State,
+        id: StreamId,
+        call: Admitted,
+        request: Option<Bytes>,
+    ) {
+        let Admitted {
+            method,
+            path,
+            metadata,
+            deadline,
+        } = call;
+        let call = Arc::new(CallState::default());
+        self.calls.insert(id, call.clone());
+        let stream = StreamHandle::attach(shared.clone(), st, id);
+        let core = self.core.clone();
+        let ctx = ServerContext::new(
+            stream,
+            call,
+            metadata,
+            self.peer.clone(),
+            path,
+            deadline,
+            core.config.max_send_message_length,
+        );
+        let max_recv = core.config.max_receive_message_length;
+        let streaming = self.streaming.clone();
+        let holds_stream = !method.single_request();
+        if holds_stream {
+            streaming.fetch_add(1, Ordering::AcqRel);
+        }
+        let core2 = core.clone();
+        let job = Box::new(move || {
+            if run_call(&ctx, method, request, max_recv) {
+                core2.pool.record_panic();
+            }
+            drop(ctx);
+            if holds_stream {
+                streaming.fetch_sub(1, Ordering::AcqRel);
+            }
+            core2.end_rpc();
+        });
+        if let Err(job) = core.pool.execute(job) {
+            // The pool is gone (server stopping): running the job drops it cleanly.
+            drop(job);
+        }
+    }
+}
+
+/// Runs one RPC on a worker thread, from decoded request to trailers. Returns true if the
+/// handler panicked (the client then gets UNKNOWN).
+fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) -> bool {
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> (Option<Bytes>, Status) {
+        match method {
+            Method::Unary(h) => match h.call(request.unwrap_or_default(), ctx) {
+                Ok(resp) => (Some(resp), Status::new(Code::Ok, "")),
+                Err(s) => (None, s),
+            },
+            Method::ServerStreaming(h) => match h.call(request.unwrap_or_default(), ctx) {
+                Ok(it) => (None, drain(ctx, it)),
+                Err(s) => (None, s),
+            },
+            Method::ClientStreaming(h) => {
+                let src = Box::new(RequestSource::new(ctx, max_recv));
+                match h.call(src, ctx) {
+                    Ok(resp) => (Some(resp), Status::new(Code::Ok, "")),
+                    Err(s) => (None, s),
+                }
+            }
+            Method::Bidi(h) => {
+                let src = Box::new(RequestSource::new(ctx, max_recv));
+                match h.call(src, ctx) {
+                    Ok(it) => (None, drain(ctx, it)),
+                    Err(s) => (None, s),
+                }
+            }
+        }
+    }));
+    match outcome {
+        Ok((last, status)) => {
+            ctx.finish(last.as_deref(), status);
+            false
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            ctx.finish(
+                None,
+                Status::unknown(format!("Exception calling application: {what}")),
+            );
+            true
+        }
+    }
+}
+
+/// Pulls a response iterator, one message per window, until it ends or the call breaks.
+fn drain(ctx: &ServerContext, mut it: crate::server::service::RawStream<'_>) -> Status {
+    loop {
+        match it.next() {
+            None => return Status::new(Code::Ok, ""),
+            Some(Err(s)) => return s,
+            Some(Ok(framed)) => {
+                if let Err(s) = ctx.send_framed(&framed) {
+                    return s;
+                }
+            }
+        }
+    }
+}
+
+/// The request messages of a streaming RPC, read from the stream as the handler pulls them.
+struct RequestSource {
+    recv: StreamHandle,
+    decoder: MessageDecoder,
+    deadline: Option<Instant>,
+    done: bool,
+}
+
+impl RequestSource {
+    fn new(ctx: &ServerContext, max_recv: usize) -> RequestSource {
+        RequestSource {
+            recv: ctx.stream.view(),
+            decoder: MessageDecoder::new(max_recv),
+            deadline: ctx.deadline(),
+            done: false,
+        }
+    }
+}
+
+impl MessageSource for RequestSource {
+    fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(m)) => return Some(Ok(m)),
+                Ok(None) => {}
+                Err(s) => {
+                    self.done = true;
+                    return Some(Err(s));
+                }
+            }
+            match self.recv.recv_data(self.deadline) {
+                Ok(Recv::Data(b)) => self.decoder.push(b),
+                Ok(Recv::End) => {
+                    self.done = true;
+                    return match self.decoder.finish() {
+                        Ok(()) => None,
+                        Err(s) => Some(Err(s)),
+                    };
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(stream_status(&e)));
+                }
+            }
+        }
+    }
+}
+
+impl Dispatcher for ServerDispatcher {
+    fn new_stream(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId, end_stream: bool) {
+        let head = st
+            .streams
+            .get_mut(&id)
+            .and_then(|s| {
+                s.head_taken = true;
+                s.head.take()
+            })
+            .unwrap_or_default();
+        let Some(call) = self.admit(st, id, &head) else {
+            return;
+        };
+        if call.method.single_request() {
+            self.pending.insert(
+                id,
+                Pending {
+                    call,
+                    decoder: MessageDecoder::new(self.core.config.max_receive_message_length),
+                    first: None,
+                },
+            );
+            if end_stream {
+                self.stream_changed(shared, st, id);
+            }
+        } else {
+            self.start(shared, st, id, call, None);
+        }
+    }
+
+    fn stream_changed(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            let Some(slot) = st.streams.get_mut(&id) else {
+                self.pending.remove(&id);
+                self.core.end_rpc();
+                return;
+            };
+            if slot.reset.is_some() {
+                self.pending.remove(&id);
+                self.core.end_rpc();
+                return;
+            }
+            // Unary requests are bounded by the message limit: take the data and give the
+            // window back at once, so the client can finish sending.
+            let mut n = 0;
+            let end = slot.end;
+            let data: Vec<Bytes> = slot.data.drain(..).collect();
+            slot.buffered = 0;
+            for b in data {
+                n += b.len();
+                p.decoder.push(b);
+            }
+            if n > 0 {
+                st.conn.release_capacity(id, n);
+            }
+            let mut failure = None;
+            loop {
+                match p.decoder.next_message() {
+                    Ok(Some(msg)) if p.first.is_none() => p.first = Some(msg),
+                    Ok(Some(_)) => {
+                        failure = Some(Status::internal(
+                            "received more than one request message for a unary-request method",
+                        ));
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(s) => {
+                        failure = Some(s);
+                        break;
+                    }
+                }
+            }
+            if failure.is_none() && end {
+                match (p.decoder.finish(), p.first.is_some()) {
+                    (Err(s), _) => failure = Some(s),
+                    (Ok(()), false) => {
+                        failure = Some(Status::internal(
+                            "the client finished without sending a request message",
+                        ))
+                    }
+                    (Ok(()), true) => {
+                        let mut p = self.pending.remove(&id).expect("present");
+                        let msg = p.first.take();
+                        self.start(shared, st, id, p.call, msg);
+                        return;
+                    }
+                }
+            }
+            if let Some(s) = failure {
+                self.pending.remove(&id);
+                self.core.end_rpc();
+                respond_status(st, id, &s, &[]);
+            }
+            return;
+        }
+        // A running call whose stream broke: cancel its context.
+        let broken = match st.streams.get(&id) {
+            Some(slot) => slot.reset.is_some(),
+            None => true,
+        };
+        if broken {
+            if let Some(call) = self.calls.remove(&id) {
+                self.deferred.extend(call.cancel_from_outside());
+            }
+        }
+    }
+
+    fn tick(&mut self, _shared: &Arc<Shared>, st: &mut State, now: Instant) -> Option<Instant> {
+        while let Some(&(when, id)) = self.deadlines.iter().next() {
+            if when > now {
+                return Some(when);
+            }
+            self.deadlines.remove(&(when, id));
+            let status = Status::deadline_exceeded("Deadline Exceeded");
+            if self.pending.remove(&id).is_some() {
+                self.core.end_rpc();
+                respond_status(st, id, &status, &[]);
+                st.conn.reset(id, Reason::CANCEL);
+                continue;
+            }
+            if let Some(call) = self.calls.remove(&id) {
+                self.deferred.extend(call.cancel_from_outside());
+                let Some(slot) = st.streams.get_mut(&id) else {
+                    continue;
+                };
+                if slot.sent_end || slot.reset.is_some() {
+                    continue;
+                }
+                let mut h = Vec::new();
+                if !slot.sent_head {
+                    h.push(hdr(b":status", b"200"));
+                    h.push(hdr(b"content-type", b"application/grpc"));
+                }
+                status.to_trailers(&mut h);
+                slot.sent_end = true;
+                slot.sent_head = true;
+                slot.reset = Some(StreamError::Timeout);
+                slot.cv.notify_all();
+                let _ = st.conn.send_headers(id, &h, true);
+                st.conn.reset(id, Reason::CANCEL);
+            }
+        }
+        // Forget finished calls now and then so the map does not grow.
+        if self.calls.len() > 64 {
+            self.calls
+                .retain(|id, c| st.streams.contains_key(id) && !c.is_over());
+        }
+        None
+    }
+
+    fn closed(&mut self, _shared: &Arc<Shared>, _st: &mut State) {
+        for (_, call) in self.calls.drain() {
+            self.deferred.extend(call.cancel_from_outside());
+        }
+        for _ in self.pending.drain() {
+            self.core.end_rpc();
+        }
+    }
+
+    fn unlocked(&mut self) {
+        for cb in self.deferred.drain(..) {
+            let _ = catch_unwind(AssertUnwindSafe(cb));
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! `ServerContext`: what a handler knows about its call, and how it talks back out of band.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+
+use crate::codec;
+use crate::h2::error::Reason;
+use crate::h2::hpack::Header;
+use crate::metadata::MetadataMap;
+use crate::status::{Code, Status};
+use crate::transport::driver::{lock, StreamError, StreamHandle};
+
+type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// Per-call state shared between the handler's context and the connection's reader thread
+/// (which marks it cancelled when the stream is reset, the deadline passes or the connection
+/// dies).
+#[derive(Default)]
+pub(crate) struct CallState {
+    inner: Mutex<CallInner>,
+}
+
+#[derive(Default)]
+struct CallInner {
+    headers_sent: bool,
+    finished: bool,
+    cancelled: bool,
+    initial: MetadataMap,
+    trailing: MetadataMap,
+    callbacks: Vec<Callback>,
+}
+
+impl CallState {
+    /// Marks the call terminated from outside (reset, deadline, connection loss) and returns
+    /// the done-callbacks for the caller to run outside any lock.
+    pub fn cancel_from_outside(&self) -> Vec<Callback> {
+        let mut g = lock(&self.inner);
+        g.cancelled = true;
+        if g.finished {
+            return Vec::new();
+        }
+        g.finished = true;
+        std::mem::take(&mut g.callbacks)
+    }
+
+    /// Whether the call has ended or been cancelled.
+    pub fn is_over(&self) -> bool {
+        let g = lock(&self.inner);
+        g.cancelled || g.finished
+    }
+}
+
+/// The context of one RPC on the server, passed to every handler.
+///
+/// The Rust twin of grpcio's `ServicerContext`: invocation metadata, peer, deadline,
+/// `is_active`, initial and trailing metadata, done callbacks and cancellation.
+pub struct ServerContext {
+    pub(crate) stream: StreamHandle,
+    pub(crate) call: Arc<CallState>,
+    metadata: MetadataMap,
+    peer: String,
+    method: String,
+    deadline: Option<Instant>,
+    max_send: usize,
+}
+
+impl ServerContext {
+    pub(crate) fn new(
+        stream: StreamHandle,
+        call: Arc<CallState>,
+        metadata: MetadataMap,
+        peer: String,
+        method: String,
+        deadline: Option<Instant>,
+        max_send: usize,
+    ) -> ServerContext {
+        ServerContext {
+            stream,
+            call,
+            metadata,
+            peer,
+            method,
+            deadline,
+            max_send,
+        }
+    }
+
+    /// The client's metadata (grpcio's `invocation_metadata()`).
+    pub fn metadata(&self) -> &MetadataMap {
+        &self.metadata
+    }
+
+    /// The client's address, as gRPC prints it: `ipv4:127.0.0.1:53412`, `ipv6:[::1]:53412`.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The full method path, `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// When the client's deadline (`grpc-timeout`) passes, if it set one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline; `None` when the client set no deadline.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the call is still alive: false once the client cancelled, the stream was reset,
+    /// the deadline passed, the connection died or [`cancel`](Self::cancel) was called.
+    pub fn is_active(&self) -> bool {
+        if self.call.is_over() || self.stream.is_broken() {
+            return false;
+        }
+        match self.deadline {
+            Some(d) => Instant::now() < d,
+            None => true,
+        }
+    }
+
+    /// Sends the response's initial metadata now (grpcio's `send_initial_metadata`).
+    ///
+    /// # Errors
+    /// `FAILED_PRECONDITION` if the response headers were already sent; `CANCELLED` if the
+    /// call is over.
+    pub fn send_initial_metadata(&self, metadata: MetadataMap) -> Result<(), Status> {
+        {
+            let mut g = lock(&self.call.inner);
+            if g.headers_sent {
+                return Err(Status::failed_precondition(
+                    "initial metadata was already sent",
+                ));
+            }
+            g.initial = metadata;
+        }
+        self.ensure_headers()
+    }
+
+    /// Sets metadata to send with the status at the end of the call.
+    pub fn set_trailing_metadata(&self, metadata: MetadataMap) {
+        lock(&self.call.inner).trailing = metadata;
+    }
+
+    /// Registers `f` to run once when the call ends, however it ends (grpcio's
+    /// `add_callback`). Returns false, without registering, if the call is already over.
+    pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        let mut g = lock(&self.call.inner);
+        if g.finished {
+            return false;
+        }
+        g.callbacks.push(Box::new(f));
+        true
+    }
+
+    /// Cancels the call: the client sees CANCELLED, and `is_active` turns false.
+    pub fn cancel(&self) {
+        let cbs = self.call.cancel_from_outside();
+        self.stream.reset(Reason::CANCEL);
+        for cb in cbs {
+            cb();
+        }
+    }
+
+    /// Encodes and frames a response message, checking the send size limit.
+    pub(crate) fn encode<M: Message>(&self, msg: &M) -> Result<Bytes, Status> {
+        let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
+        codec::encode_message(msg, &mut buf, self.max_send)?;
+        Ok(buf.freeze())
+    }
+
+    /// Frames raw message bytes, checking the send size limit.
+    pub(crate) fn frame(&self, msg: &[u8]) -> Result<Bytes, Status> {
+        if msg.len() > self.max_send {
+            return Err(Status::resource_exhausted(format!(
+                "trying to send a message larger than max ({} vs. {})",
+                msg.len(),
+                self.max_send
+            )));
+        }
+        let mut buf = BytesMut::with_capacity(5 + msg.len());
+        buf.extend_from_slice(&[0]);
+        buf.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        buf.extend_from_slice(msg);
+        Ok(buf.freeze())
+    }
+
+    /// The response head: `:status 200`, content-type and the initial metadata.
+    fn head(initial: &MetadataMap) -> Vec<Header> {
+        let mut h = Vec::with_capacity(2 + initial.len());
+        h.push(Header::new(
+            Bytes::from_static(b":status"),
+            Bytes::from_static(b"200"),
+        ));
+        h.push(Header::new(
+            Bytes::from_static(b"content-type"),
+            Bytes::from_static(b"application/grpc"),
+        ));
+        initial.to_headers(&mut h);
+        h
+    }
+
+    /// Sends the response head once.
+    pub(crate) fn ensure_headers(&self) -> Result<(), Status> {
+        let head = {
+            let mut g = lock(&self.call.inner);
+            if g.headers_sent {
+                return Ok(());
+            }
+            if g.cancelled {
+                return Err(Status::cancelled("the call was cancelled"));
+            }
+            g.headers_sent = true;
+            Self::head(&g.initial)
+        };
+        self.stream
+            .send_headers(&head, false)
+            .map_err(|e| stream_status(&e))
+    }
+
+    /// Sends one framed response message, blocking while the client's window is closed.
+    pub(crate) fn send_framed(&self, framed: &[u8]) -> Result<(), Status> {
+        self.ensure_headers()?;
+        self.stream
+            .send_data(framed, false, self.deadline)
+            .map_err(|e| stream_status(&e))
+    }
+
+    /// Ends the call with `status` (and an optional last message for unary responses), in as
+    /// few writes as the windows allow, then runs the done-callbacks.
+    pub(crate) fn finish(&self, last: Option<&[u8]>, status: Status) {
+        let (head, trailers) = {
+            let mut g = lock(&self.call.inner);
+            if g.finished {
+                return;
+            }
+            let head = if g.headers_sent || (last.is_none() && status.code() != Code::Ok) {
+                None
+            } else {
+                g.headers_sent = true;
+                Some(Self::head(&g.initial))
+            };
+            let mut trailers = Vec::with_capacity(4);
+            let trailers_only = !g.headers_sent;
+            if trailers_only {
+                // Trailers-only response: one HEADERS frame with END_STREAM.
+                g.headers_sent = true;
+                trailers.extend(Self::head(&g.initial));
+            }
+            let mut status = status;
+            if status.metadata().is_empty() && !g.trailing.is_empty() {
+                status = status.with_metadata(std::mem::take(&mut g.trailing));
+            }
+            status.to_trailers(&mut trailers);
+            (head, trailers)
+        };
+        let res = self
+            .stream
+            .send_response(head.as_deref(), last, &trailers, self.deadline);
+        if let Err(e) = res {
+            if !matches!(e, StreamError::Reset { .. } | StreamError::Lost(_)) {
+                self.stream.reset(Reason::CANCEL);
+            }
+        }
+        let cbs = {
+            let mut g = lock(&self.call.inner);
+            g.finished = true;
+            std::mem::take(&mut g.callbacks)
+        };
+        for cb in cbs {
+            cb();
+        }
+    }
+}
+
+/// The status a handler sees when its stream failed under it.
+pub(crate) fn stream_status(e: &StreamError) -> Status {
+    match e {
+        StreamError::Reset {
+            reason,
+            remote: true,
+        } if *reason == Reason::CANCEL => Status::cancelled("the client cancelled the call"),
+        StreamError::Reset { reason, remote } => Status::cancelled(format!(
+            "the stream was reset{} with {reason}",
+            if *remote { " by the client" } else { "" }
+        )),
+        StreamError::Lost(l) => Status::unavailable(l.to_string()),
+        StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
+        StreamError::Refused => Status::unavailable("the connection is shutting down"),
+    }
+}
+
+impl std::fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("method", &self.method)
+            .field("peer", &self.peer)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}

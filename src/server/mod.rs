@@ -1,0 +1,653 @@
+//! The thread-pool gRPC server: the Rust twin of
+//! `grpc.server(futures.ThreadPoolExecutor(max_workers=10))`.
+//!
+//! ```no_run
+//! use grpc_sync::{Server, Service, ServerContext, Status};
+//! # #[derive(Clone, PartialEq, grpc_sync::prost::Message)] struct Msg { #[prost(string, tag = "1")] s: String }
+//! let server = Server::builder()
+//!     .max_workers(10)
+//!     .add_service(
+//!         Service::builder("demo.Echo")
+//!             .unary("Echo", |m: Msg, _: &ServerContext| Ok::<_, Status>(m)),
+//!     )
+//!     .build();
+//! let port = server.add_insecure_port("[::]:50051")?;
+//! server.start()?;
+//! println!("listening on {port}");
+//! server.wait_for_termination(None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Threads: one acceptor per listening address, one reader per connection (it decodes requests
+//! and answers protocol-level errors itself), and exactly `max_workers` handler threads. A
+//! unary request reaches a worker only once its whole message has arrived; the worker encodes
+//! and writes the response itself.
+
+pub(crate) mod conn;
+pub mod context;
+pub mod pool;
+pub mod service;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::h2::error::Reason;
+use crate::h2::settings::Config as H2Config;
+use crate::transport::driver::{lock, ConnLost, Shared};
+
+pub use context::ServerContext;
+pub use pool::{PoolStats, QUEUE_WAIT_BUCKETS_US};
+pub use service::{
+    BidiStreamingHandler, ClientStreamingHandler, ResponseStream, ServerStreamingHandler, Service,
+    ServiceBuilder, UnaryHandler,
+};
+
+use service::Method;
+
+/// Server-wide settings, fixed at `build`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub max_workers: usize,
+    pub max_concurrent_rpcs: Option<usize>,
+    pub max_receive_message_length: usize,
+    pub max_send_message_length: usize,
+    pub max_streaming_rpcs_per_connection: usize,
+    pub handshake_timeout: Duration,
+    pub h2: H2Config,
+}
+
+/// Errors from configuring or starting a [`Server`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// `start` was called twice, or a service was added after `start`.
+    AlreadyStarted,
+    /// `start` was called on a server with no port.
+    NoPorts,
+    /// The server was stopped and cannot be started again.
+    Stopped,
+    /// Two services with the same name were added.
+    DuplicateService(String),
+    /// Binding or accepting failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::AlreadyStarted => f.write_str("the server has already been started"),
+            ServerError::NoPorts => {
+                f.write_str("the server has no ports: call add_insecure_port before start")
+            }
+            ServerError::Stopped => f.write_str("the server was stopped and cannot be restarted"),
+            ServerError::DuplicateService(s) => write!(f, "service {s} was added twice"),
+            ServerError::Io(e) => write!(f, "server I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for ServerError {
+    fn from(e: io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+/// Builds a [`Server`]: pool size, limits, services.
+#[derive(Debug)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+    services: Vec<Service>,
+}
+
+/// Python's `ThreadPoolExecutor` default: `min(32, cpus + 4)`.
+fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cpus + 4).min(32)
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        let workers = default_workers();
+        ServerBuilder {
+            config: ServerConfig {
+                max_workers: workers,
+                max_concurrent_rpcs: None,
+                max_receive_message_length: 4 * 1024 * 1024,
+                max_send_message_length: usize::MAX,
+                max_streaming_rpcs_per_connection: usize::MAX,
+                handshake_timeout: Duration::from_secs(10),
+                h2: H2Config::default(),
+            },
+            services: Vec::new(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Handler threads in the pool (default `min(32, cpus + 4)`, as Python's
+    /// `ThreadPoolExecutor`). RPCs wait in FIFO order while all are busy. A streaming RPC holds
+    /// its worker for the life of the stream.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.config.max_workers = n.max(1);
+        self
+    }
+
+    /// RPCs admitted at once, running or queued (default unlimited). Past it, new RPCs are
+    /// answered at once with `RESOURCE_EXHAUSTED` (grpcio's `maximum_concurrent_rpcs`).
+    pub fn max_concurrent_rpcs(mut self, n: usize) -> Self {
+        self.config.max_concurrent_rpcs = Some(n);
+        self
+    }
+
+    /// Largest request message accepted (default 4 MiB); larger ones fail with
+    /// `RESOURCE_EXHAUSTED`.
+    pub fn max_receive_message_length(mut self, n: usize) -> Self {
+        self.config.max_receive_message_length = n;
+        self
+    }
+
+    /// Largest response message sent (default unlimited).
+    pub fn max_send_message_length(mut self, n: usize) -> Self {
+        self.config.max_send_message_length = n;
+        self
+    }
+
+    /// Streaming RPCs one connection may run at once (each holds a worker). Default: no limit
+    /// beyond the pool; set it below `max_workers` so one client cannot occupy every worker.
+    pub fn max_streaming_rpcs_per_connection(mut self, n: usize) -> Self {
+        self.config.max_streaming_rpcs_per_connection = n.max(1);
+        self
+    }
+
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients (default 100).
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.config.h2.max_concurrent_streams = n;
+        self
+    }
+
+    /// The HTTP/2 connection settings and limits in full.
+    pub fn http2_config(mut self, config: H2Config) -> Self {
+        self.config.h2 = config;
+        self
+    }
+
+    /// Adds a service (generated `XServer::new(impl)`, or one built with [`Service::builder`]).
+    pub fn add_service(mut self, service: impl Into<Service>) -> Self {
+        self.services.push(service.into());
+        self
+    }
+
+    /// Builds the server. Add ports with [`Server::add_insecure_port`], then [`Server::start`].
+    pub fn build(self) -> Server {
+        Server {
+            inner: Arc::new(ServerInner {
+                state: Mutex::new(ServerState {
+                    phase: Phase::Created,
+                    services: self.services,
+                    listeners: Vec::new(),
+                    addrs: Vec::new(),
+                    core: None,
+                    acceptors: Vec::new(),
+                }),
+                terminated: Condvar::new(),
+                config: self.config,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+struct ServerState {
+    phase: Phase,
+    services: Vec<Service>,
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+    core: Option<Arc<ServerCore>>,
+    acceptors: Vec<JoinHandle<()>>,
+}
+
+struct ServerInner {
+    state: Mutex<ServerState>,
+    terminated: Condvar,
+    config: ServerConfig,
+}
+
+/// What every connection of a running server shares.
+pub(crate) struct ServerCore {
+    pub config: ServerConfig,
+    pub methods: HashMap<String, Method>,
+    pub services: HashSet<String>,
+    pub pool: pool::Pool,
+    pub active_rpcs: AtomicUsize,
+    pub stopping: AtomicBool,
+    conns: Mutex<HashMap<u64, Arc<Shared>>>,
+    conns_changed: Condvar,
+    next_conn: AtomicU64,
+}
+
+impl ServerCore {
+    /// Adds a live connection; false if the server is stopping (the connection is dropped).
+    pub fn register_conn(&self, id: u64, shared: Arc<Shared>) -> bool {
+        let mut conns = lock(&self.conns);
+        if self.stopping.load(Ordering::Acquire) {
+            drop(conns);
+            shared.close(ConnLost::Closed);
+            return false;
+        }
+        conns.insert(id, shared);
+        true
+    }
+
+    /// Forgets a connection whose reader thread ended.
+    pub fn unregister_conn(&self, id: u64) {
+        lock(&self.conns).remove(&id);
+        self.conns_changed.notify_all();
+    }
+
+    fn goaway_all(&self) {
+        let conns: Vec<Arc<Shared>> = lock(&self.conns).values().cloned().collect();
+        for shared in conns {
+            let mut st = shared.lock();
+            if st.lost.is_none() {
+                st.conn.go_away(Reason::NO_ERROR, b"server shutting down");
+            }
+            shared.flush(st);
+        }
+    }
+
+    fn close_all(&self) {
+        let conns: Vec<Arc<Shared>> = lock(&self.conns).values().cloned().collect();
+        for shared in conns {
+            shared.close(ConnLost::Closed);
+        }
+    }
+
+    /// Waits until no connection is left, or `deadline`.
+    fn wait_conns_gone(&self, deadline: Instant) {
+        let mut conns = lock(&self.conns);
+        while !conns.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            conns = self
+                .conns_changed
+                .wait_timeout(conns, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A gRPC server. Cheap to share by reference across threads; dropping it stops it.
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = lock(&self.inner.state);
+        f.debug_struct("Server")
+            .field("phase", &st.phase)
+            .field("addrs", &st.addrs)
+            .finish()
+    }
+}
+
+/// Formats a bind address the way grpcio accepts it: `[::]:50051`, `0.0.0.0:0`,
+/// `localhost:50051`, or `:50051` (all interfaces).
+fn resolve_bind(addr: &str) -> io::Result<Vec<SocketAddr>> {
+    let addr = addr.trim();
+    let addr = if let Some(port) = addr.strip_prefix(':') {
+        format!("[::]:{port}")
+    } else {
+        addr.to_string()
+    };
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Adds a service before [`start`](Self::start).
+    ///
+    /// # Errors
+    /// [`ServerError::AlreadyStarted`] once the server runs.
+    pub fn add_service(&self, service: impl Into<Service>) -> Result<(), ServerError> {
+        let mut st = lock(&self.inner.state);
+        if st.phase != Phase::Created {
+            return Err(ServerError::AlreadyStarted);
+        }
+        st.services.push(service.into());
+        Ok(())
+    }
+
+    /// Listens on `addr` without TLS and returns the bound port (`:0` picks a free one).
+    ///
+    /// Binds at once, like grpcio's `add_insecure_port`; accepting starts with `start` (or at
+    /// once if the server is already running).
+    ///
+    /// # Errors
+    /// The bind error, with the address in its message.
+    pub fn add_insecure_port(&self, addr: &str) -> io::Result<u16> {
+        let addrs = resolve_bind(addr)?;
+        let mut last_err = None;
+        for a in addrs {
+            match TcpListener::bind(a) {
+                Ok(l) => {
+                    let local = l.local_addr()?;
+                    let mut st = lock(&self.inner.state);
+                    match st.phase {
+                        Phase::Created => st.listeners.push(l),
+                        Phase::Running => {
+                            let core = st.core.clone().expect("running server has a core");
+                            let h = spawn_acceptor(core, l)?;
+                            st.acceptors.push(h);
+                        }
+                        _ => {
+                            return Err(io::Error::other("the server is stopped"));
+                        }
+                    }
+                    st.addrs.push(local);
+                    return Ok(local.port());
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let e = last_err.expect("at least one address");
+        Err(io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    }
+
+    /// The addresses the server listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.inner.state).addrs.clone()
+    }
+
+    /// Starts the worker pool and accepting connections.
+    ///
+    /// # Errors
+    /// [`ServerError::AlreadyStarted`], [`ServerError::Stopped`], [`ServerError::NoPorts`],
+    /// [`ServerError::DuplicateService`].
+    pub fn start(&self) -> Result<(), ServerError> {
+        let mut st = lock(&self.inner.state);
+        match st.phase {
+            Phase::Created => {}
+            Phase::Running => return Err(ServerError::AlreadyStarted),
+            _ => return Err(ServerError::Stopped),
+        }
+        if st.listeners.is_empty() {
+            return Err(ServerError::NoPorts);
+        }
+        let mut methods = HashMap::new();
+        let mut services = HashSet::new();
+        for svc in &st.services {
+            if !services.insert(svc.name().to_string()) {
+                return Err(ServerError::DuplicateService(svc.name().to_string()));
+            }
+            for (m, h) in &svc.methods {
+                methods.insert(format!("/{}/{}", svc.name(), m), h.clone());
+            }
+        }
+        let config = self.inner.config.clone();
+        let core = Arc::new(ServerCore {
+            pool: pool::Pool::new(config.max_workers, "grpc-worker"),
+            config,
+            methods,
+            services,
+            active_rpcs: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            conns_changed: Condvar::new(),
+            next_conn: AtomicU64::new(1),
+        });
+        let listeners = std::mem::take(&mut st.listeners);
+        for l in listeners {
+            let h = spawn_acceptor(core.clone(), l)?;
+            st.acceptors.push(h);
+        }
+        st.core = Some(core);
+        st.phase = Phase::Running;
+        Ok(())
+    }
+
+    /// Statistics of the worker pool: busy workers, queue length, RPCs started and finished, and
+    /// the queue-wait histogram. All zero before `start`.
+    pub fn pool_stats(&self) -> PoolStats {
+        match &lock(&self.inner.state).core {
+            Some(core) => core.pool.stats(),
+            None => PoolStats {
+                workers: self.inner.config.max_workers,
+                busy: 0,
+                queued: 0,
+                started: 0,
+                finished: 0,
+                panicked: 0,
+                queue_wait_histogram: vec![0; QUEUE_WAIT_BUCKETS_US.len()],
+                mean_queue_wait: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Stops the server (grpcio's `stop(grace)`).
+    ///
+    /// Stops accepting at once and sends GOAWAY to every connection, so new RPCs are refused.
+    /// RPCs already running may finish until `grace` runs out (`None`: no grace, they are
+    /// cancelled now); then every connection is closed. Returns a handle whose
+    /// [`wait`](StopHandle::wait) blocks until everything has stopped.
+    pub fn stop(&self, grace: Option<Duration>) -> StopHandle {
+        let (core, acceptors, addrs) = {
+            let mut st = lock(&self.inner.state);
+            match st.phase {
+                Phase::Created => {
+                    st.phase = Phase::Stopped;
+                    st.listeners.clear();
+                    self.inner.terminated.notify_all();
+                    return StopHandle {
+                        inner: self.inner.clone(),
+                    };
+                }
+                Phase::Stopping | Phase::Stopped => {
+                    return StopHandle {
+                        inner: self.inner.clone(),
+                    }
+                }
+                Phase::Running => {}
+            }
+            st.phase = Phase::Stopping;
+            (
+                st.core.clone().expect("running server has a core"),
+                std::mem::take(&mut st.acceptors),
+                st.addrs.clone(),
+            )
+        };
+        core.stopping.store(true, Ordering::Release);
+        // Wake each acceptor blocked in accept() with a throwaway connection.
+        for a in &addrs {
+            let mut a = *a;
+            if a.ip().is_unspecified() {
+                a.set_ip(match a {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
+        }
+        core.goaway_all();
+        let inner = self.inner.clone();
+        let stopper = move || {
+            for h in acceptors {
+                let _ = h.join();
+            }
+            if let Some(g) = grace {
+                let deadline = Instant::now() + g;
+                // Connections whose RPCs finish close themselves after the GOAWAY; wait for
+                // that or for the grace to run out.
+                core.wait_idle(deadline);
+            }
+            core.close_all();
+            core.wait_conns_gone(Instant::now() + Duration::from_secs(5));
+            core.pool.shutdown();
+            core.pool.join();
+            let mut st = lock(&inner.state);
+            st.phase = Phase::Stopped;
+            st.core = None;
+            inner.terminated.notify_all();
+        };
+        let _ = std::thread::Builder::new()
+            .name("grpc-server-stop".into())
+            .spawn(stopper);
+        StopHandle {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Blocks until the server has stopped, or `timeout` passes (`None`: no limit). Returns
+    /// true if the server has stopped (grpcio's `wait_for_termination`).
+    pub fn wait_for_termination(&self, timeout: Option<Duration>) -> bool {
+        wait_stopped(&self.inner, timeout)
+    }
+}
+
+impl ServerCore {
+    /// Counts one admitted RPC as finished; wakes a stopping server when none is left.
+    pub fn end_rpc(&self) {
+        if self.active_rpcs.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.stopping.load(Ordering::Acquire)
+        {
+            // Under the lock the stopper waits with, so the wake-up cannot be lost.
+            let _g = lock(&self.conns);
+            self.conns_changed.notify_all();
+        }
+    }
+
+    /// Waits until no RPC is admitted, or `deadline`.
+    fn wait_idle(&self, deadline: Instant) {
+        let mut conns = lock(&self.conns);
+        loop {
+            if self.active_rpcs.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            conns = self
+                .conns_changed
+                .wait_timeout(conns, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+fn wait_stopped(inner: &ServerInner, timeout: Option<Duration>) -> bool {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut st = lock(&inner.state);
+    loop {
+        if st.phase == Phase::Stopped {
+            return true;
+        }
+        match deadline {
+            None => st = inner.terminated.wait(st).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return false;
+                }
+                st = inner
+                    .terminated
+                    .wait_timeout(st, d - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+}
+
+/// Returned by [`Server::stop`]: wait for the stop to complete.
+#[derive(Clone)]
+pub struct StopHandle {
+    inner: Arc<ServerInner>,
+}
+
+impl StopHandle {
+    /// Blocks until the server has fully stopped.
+    pub fn wait(&self) {
+        wait_stopped(&self.inner, None);
+    }
+
+    /// Blocks until the server has stopped or `timeout` passes; true if it stopped.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        wait_stopped(&self.inner, Some(timeout))
+    }
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopHandle")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop(None).wait_timeout(Duration::from_secs(10));
+    }
+}
+
+fn spawn_acceptor(core: Arc<ServerCore>, listener: TcpListener) -> io::Result<JoinHandle<()>> {
+    let name = format!("grpc-accept-{}", listener.local_addr()?.port());
+    std::thread::Builder::new().name(name).spawn(move || {
+        for sock in listener.incoming() {
+            if core.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let Ok(sock) = sock else {
+                // EMFILE and friends: keep serving the connections we have.
+                continue;
+            };
+            let id = core.next_conn.fetch_add(1, Ordering::Relaxed);
+            let core = core.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("grpc-conn-{id}"))
+                .stack_size(256 * 1024)
+                .spawn(move || conn::serve_tcp(core, sock, id));
+            drop(spawned);
+        }
+    })
+}

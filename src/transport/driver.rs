@@ -1,0 +1,943 @@
+//! The blocking driver around one sans-IO [`Connection`]: shared by client and server.
+//!
+//! Threads:
+//! - one reader thread per connection ([`run_reader`]) owns the socket's read half, feeds
+//!   bytes to the state machine and routes its events to per-stream slots;
+//! - there is no writer thread. Whichever thread produced output (a worker sending a response,
+//!   a caller sending a request, the reader sending ACKs and WINDOW_UPDATEs) writes it, after
+//!   releasing the state lock. If another thread is already writing, the bytes are left in the
+//!   state machine's buffer and that writer sends them before it lets go (see [`Shared::flush`]),
+//!   so a response's HEADERS, DATA and trailers usually leave in one `write`;
+//! - threads waiting on a stream (a response, more request messages, send window) sleep on that
+//!   stream's condition variable, paired with the one state mutex.
+//!
+//! Lock order: `state`, then (only by `try_lock`) `writer`; a thread holding `writer` may block on
+//! `state`. The state lock is never held across a socket call, so a peer that stops reading
+//! stalls only the writer, never the reader.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::h2::conn::{Connection, Event, SendError};
+use crate::h2::error::Reason;
+use crate::h2::frame::StreamId;
+use crate::h2::hpack::Header;
+
+/// Why a connection can no longer carry streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnLost {
+    /// The socket failed or the peer closed it.
+    Io(String),
+    /// A protocol error: we sent or received GOAWAY with an error code.
+    Protocol(String),
+    /// Closed on purpose (graceful shutdown finished, or the last handle went away).
+    Closed,
+}
+
+impl std::fmt::Display for ConnLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnLost::Io(e) => write!(f, "connection lost: {e}"),
+            ConnLost::Protocol(e) => write!(f, "connection closed by protocol error: {e}"),
+            ConnLost::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+/// What went wrong while waiting on or sending to a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamError {
+    /// The stream was reset, by the peer (`remote`) or by us.
+    Reset { reason: Reason, remote: bool },
+    /// The connection died under the stream.
+    Lost(ConnLost),
+    /// The deadline passed first.
+    Timeout,
+    /// The peer's GOAWAY says it never processed this stream: safe to retry elsewhere.
+    Refused,
+}
+
+/// Receive-side state of one stream, filled by the reader thread.
+pub(crate) struct StreamSlot {
+    /// Woken on anything that may unblock a receiver or a sender of this stream.
+    pub cv: Arc<Condvar>,
+    /// The first header block (request or response head, or a trailers-only response).
+    pub head: Option<Vec<Header>>,
+    /// Whether the head has been handed to the application already.
+    pub head_taken: bool,
+    /// DATA payloads not yet read by the application (their window not yet released).
+    pub data: VecDeque<Bytes>,
+    /// Bytes in `data`.
+    pub buffered: usize,
+    /// The trailing header block, if one came.
+    pub trailers: Option<Vec<Header>>,
+    /// END_STREAM received.
+    pub end: bool,
+    /// RST_STREAM sent or received, or the stream refused by GOAWAY.
+    pub reset: Option<StreamError>,
+    /// The state machine closed the stream (both directions done or reset).
+    pub closed: bool,
+    /// A [`StreamHandle`] exists for this slot; when both it is gone and `closed`, the slot goes.
+    pub attached: bool,
+    /// Whether the application has sent END_STREAM.
+    pub sent_end: bool,
+    /// Whether the application has sent its first header block.
+    pub sent_head: bool,
+    /// Callbacks waiting for the peer to finish the stream (client futures).
+    pub on_finished: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl StreamSlot {
+    fn new() -> StreamSlot {
+        StreamSlot {
+            cv: Arc::new(Condvar::new()),
+            head: None,
+            head_taken: false,
+            data: VecDeque::new(),
+            buffered: 0,
+            trailers: None,
+            end: false,
+            reset: None,
+            closed: false,
+            attached: true,
+            sent_end: false,
+            sent_head: false,
+            on_finished: Vec::new(),
+        }
+    }
+}
+
+/// Everything behind the connection's one lock.
+pub(crate) struct State {
+    /// The HTTP/2 state machine.
+    pub conn: Connection,
+    /// Per-stream receive state, keyed by stream id.
+    pub streams: HashMap<StreamId, StreamSlot>,
+    /// Set once the connection can no longer be used.
+    pub lost: Option<ConnLost>,
+    /// The peer's GOAWAY: no new streams may be opened.
+    pub goaway: Option<(StreamId, Reason)>,
+    /// Woken when streams close, the peer's settings change or the connection dies: for callers
+    /// waiting for a free stream slot (MAX_CONCURRENT_STREAMS).
+    pub conn_cv: Arc<Condvar>,
+    /// Callbacks to run once the lock is released (stream-finished callbacks).
+    pub deferred: Vec<Box<dyn FnOnce() + Send>>,
+    /// Close the connection as soon as no stream is left (the channel was dropped or closed).
+    pub close_when_idle: bool,
+}
+
+impl State {
+    /// Moves the stream's finished-callbacks to `deferred` if the peer is done with it.
+    fn collect_finished(&mut self, id: StreamId) {
+        let lost = self.lost.is_some();
+        if let Some(slot) = self.streams.get_mut(&id) {
+            if (slot.end || slot.reset.is_some() || lost) && !slot.on_finished.is_empty() {
+                self.deferred.append(&mut slot.on_finished);
+            }
+        }
+    }
+
+    /// Marks the connection dead and wakes every waiter.
+    pub fn set_lost(&mut self, lost: ConnLost) {
+        if self.lost.is_none() {
+            self.lost = Some(lost);
+        }
+        for slot in self.streams.values_mut() {
+            slot.cv.notify_all();
+            self.deferred.append(&mut slot.on_finished);
+        }
+        self.conn_cv.notify_all();
+    }
+
+    /// Registers a slot for a stream (a new incoming stream, or one we just opened).
+    pub fn insert_slot(&mut self, id: StreamId) -> Arc<Condvar> {
+        let slot = self.streams.entry(id).or_insert_with(StreamSlot::new);
+        slot.cv.clone()
+    }
+
+    fn wake_all_streams(&self) {
+        for slot in self.streams.values() {
+            slot.cv.notify_all();
+        }
+    }
+}
+
+/// The shared half of a connection: its state and its write half.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    writer: Mutex<Box<dyn Write + Send>>,
+    /// Shuts the socket down (both halves), which also ends the reader thread.
+    closer: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking handler must not take the connection down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Wraps a fresh state machine, the socket's write half and a function that shuts the
+    /// socket down.
+    pub fn with_closer(
+        conn: Connection,
+        writer: Box<dyn Write + Send>,
+        closer: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<Shared> {
+        Self::build(conn, writer, Some(closer))
+    }
+
+    fn build(
+        conn: Connection,
+        writer: Box<dyn Write + Send>,
+        closer: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                conn,
+                streams: HashMap::new(),
+                lost: None,
+                goaway: None,
+                conn_cv: Arc::new(Condvar::new()),
+                deferred: Vec::new(),
+                close_when_idle: false,
+            }),
+            writer: Mutex::new(writer),
+            closer,
+        })
+    }
+
+    /// Takes the state lock.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Writes whatever output the state machine has, then releases the state lock.
+    ///
+    /// Call it after every command. If another thread holds the write half, this returns at
+    /// once: that thread re-checks the buffer under the state lock before it lets go of the
+    /// write half, so nothing is stranded.
+    pub fn flush<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+        if !st.conn.has_output() {
+            return;
+        }
+        let Ok(mut w) = self.writer.try_lock() else {
+            return;
+        };
+        loop {
+            if !st.conn.has_output() || st.lost.is_some() {
+                // Let go of the writer while still holding the state lock (see above).
+                drop(w);
+                return;
+            }
+            let buf = st.conn.output().split();
+            drop(st);
+            let res = w.write_all(&buf).and_then(|_| w.flush());
+            st = self.lock();
+            if let Err(e) = res {
+                st.set_lost(ConnLost::Io(e.to_string()));
+                drop(w);
+                return;
+            }
+        }
+    }
+
+    /// Waits on `cv` until `deadline` (forever if `None`). Returns the guard and whether the
+    /// deadline passed.
+    pub fn wait<'a>(
+        &'a self,
+        cv: &Condvar,
+        st: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match deadline {
+            None => (cv.wait(st).unwrap_or_else(|e| e.into_inner()), false),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return (st, true);
+                }
+                let (g, _) = cv
+                    .wait_timeout(st, d - now)
+                    .unwrap_or_else(|e| e.into_inner());
+                let timed_out = Instant::now() >= d;
+                (g, timed_out)
+            }
+        }
+    }
+
+    /// Marks the connection dead, wakes every waiter and shuts the socket down (which ends
+    /// the reader thread).
+    pub fn close(&self, lost: ConnLost) {
+        let mut st = self.lock();
+        st.set_lost(lost);
+        drop(st);
+        if let Some(c) = &self.closer {
+            c();
+        }
+    }
+
+    /// Sends GOAWAY and closes the connection once its last stream is done.
+    pub fn close_when_idle(&self) {
+        let mut st = self.lock();
+        st.close_when_idle = true;
+        let idle = st.streams.is_empty();
+        if st.lost.is_none() {
+            st.conn.go_away(Reason::NO_ERROR, b"");
+        }
+        self.flush(st);
+        if idle {
+            self.close(ConnLost::Closed);
+        }
+    }
+}
+
+/// What the reader thread asks of the role that owns the connection.
+pub(crate) trait Dispatcher: Send {
+    /// The peer opened stream `id` (server role). Called under the state lock with the slot
+    /// already registered and `head` stored in it.
+    fn new_stream(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId, end_stream: bool);
+
+    /// Something arrived for stream `id` (data, trailers, end, reset). Called under the lock
+    /// after the slot was updated.
+    fn stream_changed(&mut self, _shared: &Arc<Shared>, _st: &mut State, _id: StreamId) {}
+
+    /// Called after every batch of input and whenever the previous answer's instant passes;
+    /// returns the next instant at which it wants to be called (deadlines).
+    fn tick(&mut self, _shared: &Arc<Shared>, _st: &mut State, _now: Instant) -> Option<Instant> {
+        None
+    }
+
+    /// The connection is gone; the reader thread is about to exit.
+    fn closed(&mut self, _shared: &Arc<Shared>, _st: &mut State) {}
+
+    /// Called after each round with no lock held: run user callbacks here.
+    fn unlocked(&mut self) {}
+}
+
+/// A readable socket whose reads can time out (so the reader can serve deadlines).
+pub(crate) trait ReadHalf: Read + Send {
+    /// Sets the read timeout (`None` blocks forever).
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()>;
+}
+
+impl ReadHalf for std::net::TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, d)
+    }
+}
+
+#[cfg(unix)]
+impl ReadHalf for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, d)
+    }
+}
+
+/// The reader loop: socket → state machine → stream slots. Returns when the connection ends.
+pub(crate) fn run_reader(
+    shared: Arc<Shared>,
+    mut rd: Box<dyn ReadHalf>,
+    dispatcher: &mut dyn Dispatcher,
+) {
+    // 64 KiB: several full DATA frames per read without holding much memory per connection.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut wake_at: Option<Instant> = None;
+    let mut timeout_set: Option<Duration> = None;
+    // Send what the state machine queued at creation (preface, SETTINGS).
+    shared.flush(shared.lock());
+    loop {
+        let want = wake_at.map(|t| {
+            t.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        if want != timeout_set {
+            let _ = rd.set_read_timeout(want);
+            timeout_set = want;
+        }
+        let res = rd.read(&mut buf);
+        let mut st = shared.lock();
+        match res {
+            Ok(0) => {
+                st.set_lost(ConnLost::Io("peer closed the connection".into()));
+            }
+            Ok(n) => {
+                if let Err(e) = st.conn.recv(&buf[..n], Instant::now()) {
+                    st.set_lost(ConnLost::Protocol(e.to_string()));
+                }
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => st.set_lost(ConnLost::Io(e.to_string())),
+        }
+        route_events(&shared, &mut st, dispatcher);
+        wake_at = dispatcher.tick(&shared, &mut st, Instant::now());
+        let done = st.lost.is_some()
+            || st.conn.is_closed()
+            || (st.close_when_idle && st.streams.is_empty());
+        if done {
+            if st.lost.is_none() {
+                st.set_lost(ConnLost::Closed);
+            }
+            // Best effort: a GOAWAY we queued still goes out.
+            let out = st.conn.output().split();
+            dispatcher.closed(&shared, &mut st);
+            drop(st);
+            if !out.is_empty() {
+                if let Ok(mut w) = shared.writer.lock() {
+                    let _ = w.write_all(&out);
+                    let _ = w.flush();
+                }
+            }
+            dispatcher.unlocked();
+            run_deferred(&shared);
+            return;
+        }
+        let has_deferred = !st.deferred.is_empty();
+        shared.flush(st);
+        dispatcher.unlocked();
+        if has_deferred {
+            run_deferred(&shared);
+        }
+    }
+}
+
+/// Runs the stream-finished callbacks collected under the lock.
+fn run_deferred(shared: &Shared) {
+    let cbs = std::mem::take(&mut shared.lock().deferred);
+    for cb in cbs {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb));
+    }
+}
+
+/// Drains the state machine's events into the slots, waking whoever waits on them.
+fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispatcher) {
+    while let Some(ev) = st.conn.poll_event() {
+        match ev {
+            Event::Headers {
+                stream_id,
+                headers,
+                end_stream,
+            } => {
+                let known = st.streams.contains_key(&stream_id);
+                if !known {
+                    // A new stream from the peer (servers only: clients never see unknown ids,
+                    // the state machine rejects pushes).
+                    let slot = st.streams.entry(stream_id).or_insert_with(StreamSlot::new);
+                    slot.head = Some(headers);
+                    slot.end = end_stream;
+                    slot.attached = false;
+                    dispatcher.new_stream(shared, st, stream_id, end_stream);
+                    continue;
+                }
+                let slot = st.streams.get_mut(&stream_id).expect("checked above");
+                if slot.head.is_none() && !slot.head_taken {
+                    slot.head = Some(headers);
+                } else {
+                    slot.trailers = Some(headers);
+                }
+                slot.end |= end_stream;
+                slot.cv.notify_all();
+                st.collect_finished(stream_id);
+                dispatcher.stream_changed(shared, st, stream_id);
+            }
+            Event::Data {
+                stream_id,
+                data,
+                end_stream,
+            } => {
+                let Some(slot) = st.streams.get_mut(&stream_id) else {
+                    // Nobody will read it: give the window back at once.
+                    let n = data.len();
+                    st.conn.release_capacity(stream_id, n);
+                    continue;
+                };
+                if !data.is_empty() {
+                    slot.buffered += data.len();
+                    slot.data.push_back(data);
+                }
+                slot.end |= end_stream;
+                slot.cv.notify_all();
+                st.collect_finished(stream_id);
+                dispatcher.stream_changed(shared, st, stream_id);
+            }
+            Event::Reset {
+                stream_id,
+                reason,
+                remote,
+            } => {
+                if let Some(slot) = st.streams.get_mut(&stream_id) {
+                    if slot.reset.is_none() {
+                        slot.reset = Some(StreamError::Reset { reason, remote });
+                    }
+                    slot.cv.notify_all();
+                    st.collect_finished(stream_id);
+                    dispatcher.stream_changed(shared, st, stream_id);
+                }
+            }
+            Event::GoAway {
+                last_stream_id,
+                reason,
+                ..
+            } => {
+                st.goaway = Some((last_stream_id, reason));
+                // Streams the peer never saw are safe to retry; the state machine may also
+                // report them one by one, this covers both.
+                let mut refused = Vec::new();
+                for (id, slot) in st.streams.iter_mut() {
+                    if *id > last_stream_id && slot.reset.is_none() && !slot.end {
+                        slot.reset = Some(StreamError::Refused);
+                        refused.push(*id);
+                    }
+                }
+                for id in refused {
+                    st.collect_finished(id);
+                }
+                st.wake_all_streams();
+                st.conn_cv.notify_all();
+            }
+            Event::SendCapacity { stream_id } => {
+                if stream_id == 0 {
+                    st.wake_all_streams();
+                } else if let Some(slot) = st.streams.get(&stream_id) {
+                    slot.cv.notify_all();
+                }
+            }
+            Event::RemoteSettings => {
+                st.wake_all_streams();
+                st.conn_cv.notify_all();
+            }
+            Event::StreamClosed { stream_id } => {
+                let remove = match st.streams.get_mut(&stream_id) {
+                    Some(slot) => {
+                        slot.closed = true;
+                        slot.cv.notify_all();
+                        !slot.attached
+                    }
+                    None => false,
+                };
+                if remove {
+                    drop_slot(st, stream_id);
+                }
+                dispatcher.stream_changed(shared, st, stream_id);
+                st.conn_cv.notify_all();
+            }
+            Event::Refused { stream_id } => {
+                if let Some(slot) = st.streams.get_mut(&stream_id) {
+                    if slot.reset.is_none() {
+                        slot.reset = Some(StreamError::Refused);
+                    }
+                    slot.cv.notify_all();
+                    st.collect_finished(stream_id);
+                }
+            }
+            Event::PingAck { .. } => {}
+        }
+    }
+}
+
+/// Forgets a slot, giving the connection window back for data nobody will read.
+fn drop_slot(st: &mut State, id: StreamId) {
+    if let Some(slot) = st.streams.remove(&id) {
+        if slot.buffered > 0 {
+            st.conn.release_capacity(id, slot.buffered);
+        }
+    }
+}
+
+/// One stream as the application sees it: blocking receive and send with deadlines.
+///
+/// Dropping a handle whose stream is still open resets it with CANCEL.
+pub(crate) struct StreamHandle {
+    shared: Arc<Shared>,
+    id: StreamId,
+    cv: Arc<Condvar>,
+    /// Views (see [`StreamHandle::view`]) neither reset nor forget the stream when dropped.
+    owner: bool,
+}
+
+/// One item from [`StreamHandle::recv_data`].
+pub(crate) enum Recv {
+    /// A DATA payload (its window has been released).
+    Data(Bytes),
+    /// END_STREAM: the peer sends nothing more.
+    End,
+}
+
+impl StreamHandle {
+    /// Attaches to an existing slot. The caller has registered it under the lock.
+    pub fn attach(shared: Arc<Shared>, st: &mut State, id: StreamId) -> StreamHandle {
+        let cv = match st.streams.get_mut(&id) {
+            Some(slot) => {
+                slot.attached = true;
+                slot.cv.clone()
+            }
+            None => {
+                // Already closed and reaped: a handle on a dead stream reads as reset.
+                let mut slot = StreamSlot::new();
+                slot.closed = true;
+                slot.reset = Some(StreamError::Reset {
+                    reason: Reason::CANCEL,
+                    remote: false,
+                });
+                let cv = slot.cv.clone();
+                st.streams.insert(id, slot);
+                cv
+            }
+        };
+        StreamHandle {
+            shared,
+            id,
+            cv,
+            owner: true,
+        }
+    }
+
+    /// Another handle on the same stream that does not own it: dropping it does nothing. For
+    /// a request iterator or a sender thread living beside the owning handle.
+    pub fn view(&self) -> StreamHandle {
+        StreamHandle {
+            shared: self.shared.clone(),
+            id: self.id,
+            cv: self.cv.clone(),
+            owner: false,
+        }
+    }
+
+    /// Whether the peer has finished the stream (END_STREAM or reset) or the connection died:
+    /// a receive would not block.
+    pub fn is_finished(&self) -> bool {
+        let st = self.shared.lock();
+        match st.streams.get(&self.id) {
+            Some(slot) => slot.end || slot.reset.is_some() || st.lost.is_some(),
+            None => true,
+        }
+    }
+
+    /// Registers `f` to run (on the reader thread, without locks) once the peer has finished
+    /// the stream. Runs it at once, on this thread, if that already happened.
+    pub fn on_finished(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut st = self.shared.lock();
+        let lost = st.lost.is_some();
+        match st.streams.get_mut(&self.id) {
+            Some(slot) if !(slot.end || slot.reset.is_some() || lost) => {
+                slot.on_finished.push(f);
+            }
+            _ => {
+                drop(st);
+                f();
+            }
+        }
+    }
+
+    /// The stream id.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    fn check(st: &State, id: StreamId) -> Result<(), StreamError> {
+        let Some(slot) = st.streams.get(&id) else {
+            return Err(StreamError::Reset {
+                reason: Reason::CANCEL,
+                remote: false,
+            });
+        };
+        if let Some(e) = &slot.reset {
+            return Err(e.clone());
+        }
+        if let Some(lost) = &st.lost {
+            return Err(StreamError::Lost(lost.clone()));
+        }
+        Ok(())
+    }
+
+    /// Waits for the first header block (request or response head).
+    pub fn recv_head(&self, deadline: Option<Instant>) -> Result<Vec<Header>, StreamError> {
+        let mut st = self.shared.lock();
+        loop {
+            let lost = st.lost.clone();
+            let slot = st.streams.get_mut(&self.id).expect("attached slot");
+            if let Some(h) = slot.head.take() {
+                slot.head_taken = true;
+                return Ok(h);
+            }
+            if let Some(e) = &slot.reset {
+                if !slot.end {
+                    return Err(e.clone());
+                }
+            }
+            if let Some(lost) = lost {
+                return Err(StreamError::Lost(lost));
+            }
+            let (g, timed_out) = self.shared.wait(&self.cv, st, deadline);
+            st = g;
+            if timed_out {
+                return Err(StreamError::Timeout);
+            }
+        }
+    }
+
+    /// Waits for the next DATA payload or the end of the stream, and releases its window.
+    ///
+    /// Once the stream is reset, data still queued is discarded: the call failed.
+    pub fn recv_data(&self, deadline: Option<Instant>) -> Result<Recv, StreamError> {
+        recv_data(&self.shared, self.id, &self.cv, deadline)
+    }
+
+    /// The trailing header block, once the stream has ended.
+    pub fn take_trailers(&self) -> Option<Vec<Header>> {
+        let mut st = self.shared.lock();
+        st.streams.get_mut(&self.id).and_then(|s| s.trailers.take())
+    }
+
+    /// Whether the stream was reset or its connection lost (for `is_active`).
+    pub fn is_broken(&self) -> bool {
+        let st = self.shared.lock();
+        match st.streams.get(&self.id) {
+            Some(slot) => slot.reset.is_some() || st.lost.is_some(),
+            None => true,
+        }
+    }
+
+    /// Sends a header block (head, or trailers with `end_stream`).
+    pub fn send_headers(&self, headers: &[Header], end_stream: bool) -> Result<(), StreamError> {
+        let mut st = self.shared.lock();
+        {
+            let st_ref = &mut *st;
+            Self::check(st_ref, self.id)?;
+            st_ref
+                .conn
+                .send_headers(self.id, headers, end_stream)
+                .map_err(|e| send_error(e, &st_ref.lost))?;
+            if let Some(slot) = st_ref.streams.get_mut(&self.id) {
+                slot.sent_head = true;
+                slot.sent_end |= end_stream;
+            }
+        }
+        self.shared.flush(st);
+        Ok(())
+    }
+
+    /// Sends a whole response — head (if not sent yet), one message, trailers — taking the
+    /// lock once and writing once when the windows allow. Server side only: if the client has
+    /// not finished sending, the stream is then reset with NO_ERROR as gRPC specifies.
+    pub fn send_response(
+        &self,
+        head: Option<&[Header]>,
+        data: Option<&[u8]>,
+        trailers: &[Header],
+        deadline: Option<Instant>,
+    ) -> Result<(), StreamError> {
+        {
+            let mut st = self.shared.lock();
+            let st_ref = &mut *st;
+            Self::check(st_ref, self.id)?;
+            if st_ref.streams.get(&self.id).is_some_and(|s| s.sent_end) {
+                return Ok(());
+            }
+            if let Some(h) = head {
+                st_ref
+                    .conn
+                    .send_headers(self.id, h, false)
+                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                if let Some(slot) = st_ref.streams.get_mut(&self.id) {
+                    slot.sent_head = true;
+                }
+            }
+            let mut rest: &[u8] = data.unwrap_or(&[]);
+            if !rest.is_empty() {
+                let n = st_ref
+                    .conn
+                    .send_data(self.id, rest, false)
+                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                rest = &rest[n..];
+            }
+            if !rest.is_empty() {
+                // Not enough window for the message: send it the slow way, then the trailers.
+                self.shared.flush(st);
+                self.send_data(rest, false, deadline)?;
+                return self.send_trailers_and_finish(trailers);
+            }
+        }
+        self.send_trailers_and_finish(trailers)
+    }
+
+    fn send_trailers_and_finish(&self, trailers: &[Header]) -> Result<(), StreamError> {
+        let mut st = self.shared.lock();
+        {
+            let st_ref = &mut *st;
+            Self::check(st_ref, self.id)?;
+            st_ref
+                .conn
+                .send_headers(self.id, trailers, true)
+                .map_err(|e| send_error(e, &st_ref.lost))?;
+            let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
+            slot.sent_head = true;
+            slot.sent_end = true;
+            if !slot.end {
+                st_ref.conn.reset(self.id, Reason::NO_ERROR);
+            }
+        }
+        self.shared.flush(st);
+        Ok(())
+    }
+
+    /// Sends `data`, blocking while either flow-control window is closed.
+    ///
+    /// Returns early with an error if the stream is reset, the connection dies or `deadline`
+    /// passes.
+    pub fn send_data(
+        &self,
+        mut data: &[u8],
+        end_stream: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), StreamError> {
+        let mut st = self.shared.lock();
+        loop {
+            {
+                let st_ref = &mut *st;
+                Self::check(st_ref, self.id)?;
+                let n = st_ref
+                    .conn
+                    .send_data(self.id, data, end_stream)
+                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                data = &data[n..];
+                if data.is_empty() {
+                    if end_stream {
+                        if let Some(slot) = st_ref.streams.get_mut(&self.id) {
+                            slot.sent_end = true;
+                        }
+                    }
+                    break;
+                }
+            }
+            // Out of window: push what we have, then sleep until a WINDOW_UPDATE wakes us.
+            self.shared.flush(st);
+            st = self.shared.lock();
+            if st.conn.send_capacity(self.id) > 0 {
+                continue;
+            }
+            let (g, timed_out) = self.shared.wait(&self.cv, st, deadline);
+            st = g;
+            if timed_out {
+                return Err(StreamError::Timeout);
+            }
+        }
+        self.shared.flush(st);
+        Ok(())
+    }
+
+    /// Resets the stream (RST_STREAM with `reason`) unless it is already closed.
+    pub fn reset(&self, reason: Reason) {
+        let mut st = self.shared.lock();
+        if let Some(slot) = st.streams.get_mut(&self.id) {
+            if slot.closed || slot.reset.is_some() {
+                return;
+            }
+            slot.reset = Some(StreamError::Reset {
+                reason,
+                remote: false,
+            });
+            slot.cv.notify_all();
+        }
+        if st.lost.is_none() {
+            st.conn.reset(self.id, reason);
+        }
+        self.shared.flush(st);
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
+        let mut st = self.shared.lock();
+        let (closed, done) = match st.streams.get_mut(&self.id) {
+            Some(slot) => {
+                slot.attached = false;
+                // Fully finished both ways, or already reset: nothing to cancel.
+                let done = slot.reset.is_some() || (slot.end && slot.sent_end);
+                (slot.closed, done)
+            }
+            None => return,
+        };
+        if !done && st.lost.is_none() {
+            st.conn.reset(self.id, Reason::CANCEL);
+        }
+        if closed || st.lost.is_some() {
+            drop_slot(&mut st, self.id);
+            if st.close_when_idle && st.streams.is_empty() {
+                drop(st);
+                self.shared.close(ConnLost::Closed);
+                return;
+            }
+        } else if let Some(slot) = st.streams.get_mut(&self.id) {
+            // Data that arrives later is released by the reader; release what is queued now.
+            let n = std::mem::take(&mut slot.buffered);
+            slot.data.clear();
+            if n > 0 {
+                st.conn.release_capacity(self.id, n);
+            }
+        }
+        self.shared.flush(st);
+    }
+}
+
+fn send_error(e: SendError, lost: &Option<ConnLost>) -> StreamError {
+    if let Some(l) = lost {
+        return StreamError::Lost(l.clone());
+    }
+    match e {
+        SendError::GoingAway => StreamError::Refused,
+        other => StreamError::Lost(ConnLost::Protocol(format!("cannot send: {other:?}"))),
+    }
+}
+
+fn recv_data(
+    shared: &Arc<Shared>,
+    id: StreamId,
+    cv: &Condvar,
+    deadline: Option<Instant>,
+) -> Result<Recv, StreamError> {
+    let mut st = shared.lock();
+    loop {
+        let st_ref = &mut *st;
+        let Some(slot) = st_ref.streams.get_mut(&id) else {
+            return Err(StreamError::Reset {
+                reason: Reason::CANCEL,
+                remote: false,
+            });
+        };
+        // A reset after the peer's END_STREAM (gRPC servers send RST_STREAM NO_ERROR after
+        // their trailers) does not take back what was already received.
+        if let Some(e) = &slot.reset {
+            if !slot.end {
+                return Err(e.clone());
+            }
+        }
+        if let Some(b) = slot.data.pop_front() {
+            slot.buffered -= b.len();
+            st_ref.conn.release_capacity(id, b.len());
+            // The release may have queued a WINDOW_UPDATE.
+            shared.flush(st);
+            return Ok(Recv::Data(b));
+        }
+        if slot.end {
+            return Ok(Recv::End);
+        }
+        if let Some(lost) = &st_ref.lost {
+            return Err(StreamError::Lost(lost.clone()));
+        }
+        let (g, timed_out) = shared.wait(cv, st, deadline);
+        st = g;
+        if timed_out {
+            return Err(StreamError::Timeout);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests; a test binary pulls them in with `mod support;`.
+
+// Each test binary uses only some of the helpers; the others would warn as dead code.
+#![allow(dead_code)]
+
+pub mod python;
