@@ -8,7 +8,9 @@
 //!   answers `"ok"` while the client still has messages to send.
 //! - `TestTwoWayStream`: one answer per message.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -215,20 +217,28 @@ pub struct ClientReport {
 }
 
 /// The seed's `test()` generator: each datum is sent `pace` after the previous one and its
-/// index printed as it goes out.
+/// index printed as it goes out. It stops early once `done` is set: the runtime's sender
+/// thread may be inside `next` (pausing) when the call ends, and should not announce a
+/// message that will never be sent.
 fn paced_data<T>(
     data: Vec<String>,
     pace: Duration,
+    done: Arc<AtomicBool>,
     make: fn(String) -> T,
 ) -> impl Iterator<Item = T> + Send + 'static
 where
     T: Send + 'static,
 {
-    data.into_iter().enumerate().map(move |(index, data)| {
-        thread::sleep(pace);
-        println!("{index}");
-        make(data)
-    })
+    data.into_iter()
+        .enumerate()
+        .map_while(move |(index, data)| {
+            thread::sleep(pace);
+            if done.load(Ordering::Relaxed) {
+                return None;
+            }
+            println!("{index}");
+            Some(make(data))
+        })
 }
 
 /// The seed's clients, one after the other. `pace` spaces the client's sends; `seed` fixes
@@ -264,11 +274,13 @@ pub fn run_client(channel: &Channel, pace: Duration, seed: u64) -> Result<Client
 
     println!("-- TestClientSendStream");
     let data: Vec<String> = (0..SEND_COUNT).map(|_| rng.random().to_string()).collect();
-    let send_result = client
-        .test_client_send_stream(paced_data(data, pace, |data| {
-            pb::TestClientSendStreamRequest { data }
-        }))?
-        .result;
+    let done = Arc::new(AtomicBool::new(false));
+    let requests = paced_data(data, pace, done.clone(), |data| {
+        pb::TestClientSendStreamRequest { data }
+    });
+    let send_result = client.test_client_send_stream(requests)?.result;
+    // The server answered before we ran out of messages: stop offering more.
+    done.store(true, Ordering::Relaxed);
     println!("{send_result}");
 
     println!("-- TestTwoWayStream");
@@ -276,9 +288,12 @@ pub fn run_client(channel: &Channel, pace: Duration, seed: u64) -> Result<Client
         .map(|_| rng.random().to_string())
         .collect();
     let mut two_way = Vec::new();
-    for response in client.test_two_way_stream(paced_data(two_way_sent.clone(), pace, |data| {
-        pb::TestTwoWayStreamRequest { data }
-    }))? {
+    for response in client.test_two_way_stream(paced_data(
+        two_way_sent.clone(),
+        pace,
+        Arc::default(),
+        |data| pb::TestTwoWayStreamRequest { data },
+    ))? {
         let response = response?;
         println!("{}", response.result);
         two_way.push(response.result);
