@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::compression::{self, CompressionEncoding};
 use crate::status::Status;
 
 /// Length of the prefix before each message: compressed flag + 4-byte length.
@@ -82,6 +83,54 @@ pub fn encode_message(
     dst.reserve(HEADER_LEN + len);
     dst.put_slice(&header);
     msg.encode(dst).map_err(Status::from)
+}
+
+/// Appends `msg` with its prefix to `dst`, compressed with `encoding` unless that is `None` or
+/// identity (then exactly [`encode_message`], with no extra copy). A compressed message has its
+/// flag set and the send limit applies to its compressed size.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use grpc_sync::codec::encode_message_with;
+/// use grpc_sync::compression::CompressionEncoding;
+/// let mut dst = BytesMut::new();
+/// encode_message_with(&"a".repeat(1000), &mut dst, usize::MAX, Some(CompressionEncoding::Gzip)).unwrap();
+/// assert_eq!(dst[0], 1);
+/// assert!(dst.len() < 100);
+/// ```
+///
+/// # Errors
+///
+/// As [`encode_message`]; INTERNAL if the compressor fails.
+pub fn encode_message_with(
+    msg: &impl prost::Message,
+    dst: &mut BytesMut,
+    max_send: usize,
+    encoding: Option<CompressionEncoding>,
+) -> Result<(), Status> {
+    match encoding {
+        Some(enc) if enc.is_compressed() => {
+            let raw = msg.encode_to_vec();
+            let start = dst.len();
+            dst.put_slice(&[1, 0, 0, 0, 0]);
+            if let Err(e) = compression::compress(enc, &raw, dst) {
+                dst.truncate(start);
+                return Err(e.into());
+            }
+            let len = dst.len() - start - HEADER_LEN;
+            match check_send_size(len, max_send) {
+                Ok(len32) => {
+                    dst[start + 1..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
+                    Ok(())
+                }
+                Err(e) => {
+                    dst.truncate(start);
+                    Err(e)
+                }
+            }
+        }
+        _ => encode_message(msg, dst, max_send),
+    }
 }
 
 /// Appends `payload`, an already encoded message, with its prefix to `dst`.
@@ -142,6 +191,10 @@ pub struct MessageDecoder {
     /// The length of the message whose prefix has been read, if any.
     body_len: Option<usize>,
     error: Option<Status>,
+    /// The coding of compressed messages (the peer's `grpc-encoding`), if one was negotiated.
+    encoding: Option<CompressionEncoding>,
+    /// Whether the message being read (or last returned) had its compressed flag set.
+    compressed: bool,
 }
 
 impl MessageDecoder {
@@ -153,7 +206,21 @@ impl MessageDecoder {
             max_recv,
             body_len: None,
             error: None,
+            encoding: None,
+            compressed: false,
         }
+    }
+
+    /// Sets the coding of compressed messages (the peer's `grpc-encoding`). Without one
+    /// (`None` or identity), a message with its compressed flag set is an error.
+    pub fn set_encoding(&mut self, encoding: Option<CompressionEncoding>) {
+        self.encoding = encoding.filter(|e| e.is_compressed());
+    }
+
+    /// Whether the last message returned by [`next_message`](Self::next_message) arrived
+    /// compressed (its flag set); it is returned decompressed.
+    pub fn last_compressed(&self) -> bool {
+        self.compressed
     }
 
     /// The receive limit.
@@ -226,8 +293,11 @@ impl MessageDecoder {
     ///
     /// - RESOURCE_EXHAUSTED ("received message larger than max (N vs. M)") for a message
     ///   over the limit, as soon as its prefix is read;
-    /// - INTERNAL for a set compressed flag (no compression is negotiated by this crate) or
-    ///   a flag byte other than 0 and 1.
+    /// - INTERNAL for a set compressed flag when no coding was set with
+    ///   [`set_encoding`](Self::set_encoding), a flag byte other than 0 and 1, or compressed
+    ///   bytes that do not decompress;
+    /// - RESOURCE_EXHAUSTED for a message that decompresses to more than the limit
+    ///   (decompression stops there).
     pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
         if let Some(e) = &self.error {
             return Err(e.clone());
@@ -241,7 +311,8 @@ impl MessageDecoder {
                 let header = self.take(HEADER_LEN);
                 let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
                 match header[0] {
-                    0 => {}
+                    0 => self.compressed = false,
+                    1 if self.encoding.is_some() => self.compressed = true,
                     1 => {
                         return Err(self.fail(Status::internal(
                             "received a compressed message but no grpc-encoding was negotiated",
@@ -267,7 +338,16 @@ impl MessageDecoder {
             return Ok(None);
         }
         self.body_len = None;
-        Ok(Some(self.take(len)))
+        let body = self.take(len);
+        match self.encoding {
+            Some(enc) if self.compressed => {
+                match compression::decompress(enc, &body, self.max_recv) {
+                    Ok(m) => Ok(Some(m)),
+                    Err(e) => Err(self.fail(e.into())),
+                }
+            }
+            _ => Ok(Some(body)),
+        }
     }
 
     /// Checks that the stream ended between messages. Call it at end of stream, after

@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod compression;
 pub mod h2;
 pub mod metadata;
 pub mod server;
@@ -27,6 +28,7 @@ pub use client::{
     CallFuture, CallOptions, Channel, ChannelBuilder, ConnectivityState, IntoRequest,
     IntoStreamingRequest, Request, RequestSender, Response,
 };
+pub use compression::CompressionEncoding;
 pub use metadata::MetadataMap;
 pub use prost;
 pub use server::{

@@ -48,6 +48,12 @@ pub trait MessageSource: Send {
         None
     }
 
+    /// Whether the last message returned arrived compressed (its compressed flag set). The
+    /// default says no.
+    fn last_message_compressed(&self) -> bool {
+        false
+    }
+
     /// Tells the source that no more messages will be read: a client transport resets the
     /// stream (RST_STREAM CANCEL); a server transport stops granting flow-control window and
     /// discards what still comes. The default does nothing.
@@ -111,6 +117,12 @@ impl<T> Streaming<T> {
             self.finished = true;
             self.source.cancel();
         }
+    }
+
+    /// Whether the last message read arrived compressed on the wire (its compressed flag
+    /// set); messages are always handed over decompressed.
+    pub fn last_message_compressed(&self) -> bool {
+        self.source.last_message_compressed()
     }
 
     /// Whether the stream has ended: finished normally, failed, or was cancelled.

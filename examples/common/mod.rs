@@ -15,6 +15,7 @@ pub mod compute;
 pub mod contact;
 pub mod format_data;
 pub mod helloworld;
+pub mod interop;
 pub mod json;
 pub mod route_guide;
 pub mod streams;
@@ -37,6 +38,9 @@ pub mod pb {
     }
     pub mod format_data {
         include!("../generated/format_data.rs");
+    }
+    pub mod grpc_testing {
+        include!("../generated/grpc_testing.rs");
     }
     pub mod helloworld {
         include!("../generated/helloworld.rs");

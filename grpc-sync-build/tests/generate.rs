@@ -79,6 +79,13 @@ fn cases() -> Vec<Case> {
         protos: vec![root.join("route_guide.proto")],
         includes: vec![root.clone()],
     });
+    // The gRPC interop suite: three files of one package (grpc.testing), in a subfolder.
+    cases.push(Case {
+        dir: "grpc_testing",
+        builder: configure().out_dir("unused"),
+        protos: vec![root.join("grpc/testing/test.proto")],
+        includes: vec![root.clone()],
+    });
     let codegen = test_proto_dir();
     cases.push(Case {
         dir: "codegen",

@@ -51,6 +51,9 @@ pub mod gen {
     pub mod streams {
         include!("generated/streams/test.rs");
     }
+    pub mod grpc_testing {
+        include!("generated/grpc_testing/grpc.testing.rs");
+    }
     // codegen.common and codegen.features, through the generated include file.
     include!("generated/codegen/mod.rs");
 }

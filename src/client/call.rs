@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::compression::CompressionEncoding;
 use crate::metadata::MetadataMap;
 
 /// Options of one call: grpcio's `timeout=`, `metadata=`, `wait_for_ready=`.
@@ -15,6 +16,10 @@ pub struct CallOptions {
     /// Wait for a connection (through reconnect back-off) instead of failing fast with
     /// UNAVAILABLE.
     pub wait_for_ready: bool,
+    /// How to compress the request messages; `None` uses the channel's default
+    /// ([`ChannelBuilder::compression`](crate::ChannelBuilder::compression)), and
+    /// `Some(Identity)` turns it off for this call.
+    pub compression: Option<CompressionEncoding>,
     /// The first metadata error from the builder methods; reported when the call is made.
     invalid: Option<String>,
 }
@@ -67,6 +72,13 @@ impl CallOptions {
     /// Sets `wait_for_ready`.
     pub fn wait_for_ready(mut self, on: bool) -> Self {
         self.wait_for_ready = on;
+        self
+    }
+
+    /// Compresses this call's request messages with `encoding` (grpcio's per-call
+    /// `compression=`); `Identity` sends them uncompressed whatever the channel's default.
+    pub fn compression(mut self, encoding: CompressionEncoding) -> Self {
+        self.compression = Some(encoding);
         self
     }
 }
@@ -123,6 +135,12 @@ impl<T> Request<T> {
     /// Sets `wait_for_ready`.
     pub fn wait_for_ready(mut self, on: bool) -> Self {
         self.options.wait_for_ready = on;
+        self
+    }
+
+    /// Compresses the request message(s) with `encoding`; see [`CallOptions::compression`].
+    pub fn with_compression(mut self, encoding: CompressionEncoding) -> Self {
+        self.options.compression = Some(encoding);
         self
     }
 
@@ -211,6 +229,7 @@ pub struct Response<T> {
     message: T,
     initial_metadata: MetadataMap,
     trailing_metadata: MetadataMap,
+    compressed: bool,
 }
 
 impl<T> Response<T> {
@@ -219,7 +238,31 @@ impl<T> Response<T> {
             message,
             initial_metadata: initial,
             trailing_metadata: trailing,
+            compressed: false,
         }
+    }
+
+    pub(crate) fn with_compressed(mut self, compressed: bool) -> Response<T> {
+        self.compressed = compressed;
+        self
+    }
+
+    /// Converts the message, keeping the metadata and the compressed flag.
+    pub(crate) fn try_map<U>(
+        self,
+        f: impl FnOnce(T) -> Result<U, crate::Status>,
+    ) -> Result<Response<U>, crate::Status> {
+        Ok(Response {
+            message: f(self.message)?,
+            initial_metadata: self.initial_metadata,
+            trailing_metadata: self.trailing_metadata,
+            compressed: self.compressed,
+        })
+    }
+
+    /// Whether the response message arrived compressed (its compressed flag set).
+    pub fn message_compressed(&self) -> bool {
+        self.compressed
     }
 
     /// The message.

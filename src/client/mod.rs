@@ -27,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use prost::Message;
 
 use crate::codec::{self, MessageDecoder};
+use crate::compression::{CompressionEncoding, ACCEPT_ENCODING};
 use crate::h2::conn::SendError;
 use crate::h2::error::Reason;
 use crate::h2::hpack::Header;
@@ -52,9 +53,18 @@ pub struct ChannelBuilder {
     backoff: BackoffConfig,
     h2: H2Config,
     authority: Option<String>,
+    compression: Option<CompressionEncoding>,
 }
 
 impl ChannelBuilder {
+    /// Compresses request messages with `encoding` by default (grpcio's channel
+    /// `compression=`); a call can override it with [`CallOptions::compression`]. Responses
+    /// in gzip, deflate or identity are always accepted.
+    pub fn compression(mut self, encoding: CompressionEncoding) -> Self {
+        self.compression = Some(encoding);
+        self
+    }
+
     /// Largest request message sent (default unlimited); larger ones fail with
     /// RESOURCE_EXHAUSTED before anything is sent.
     pub fn max_send_message_length(mut self, n: usize) -> Self {
@@ -108,6 +118,7 @@ impl ChannelBuilder {
                 user_agent: Bytes::from(self.user_agent),
                 max_send: self.max_send,
                 max_recv: self.max_recv,
+                compression: self.compression,
             }),
         })
     }
@@ -119,6 +130,7 @@ struct ChannelInner {
     user_agent: Bytes,
     max_send: usize,
     max_recv: usize,
+    compression: Option<CompressionEncoding>,
 }
 
 /// A connection to a gRPC server: cheap to clone, safe to share between threads; calls from
@@ -261,6 +273,19 @@ impl ResponseReader {
             ));
             return Err(self.fail(s));
         }
+        if let Some(enc) = header(&head, b"grpc-encoding") {
+            match CompressionEncoding::from_name(enc) {
+                Some(e) => self.decoder.set_encoding(Some(e)),
+                None => {
+                    let s = Status::internal(format!(
+                        "the server compresses responses with {:?}, which this client does not \
+                         support (it accepts {ACCEPT_ENCODING})",
+                        String::from_utf8_lossy(enc)
+                    ));
+                    return Err(self.fail(s));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -310,6 +335,7 @@ impl ResponseReader {
                 ))
             }
         };
+        let compressed = self.decoder.last_compressed();
         match self.next_message() {
             None => {}
             Some(Ok(_)) => {
@@ -323,7 +349,8 @@ impl ResponseReader {
             first,
             self.initial.take().unwrap_or_default(),
             self.trailing.take().unwrap_or_default(),
-        ))
+        )
+        .with_compressed(compressed))
     }
 }
 
@@ -341,6 +368,10 @@ impl MessageSource for ResponseReader {
 
     fn trailing_metadata(&self) -> Option<&MetadataMap> {
         self.trailing.as_ref()
+    }
+
+    fn last_message_compressed(&self) -> bool {
+        self.decoder.last_compressed()
     }
 
     fn cancel(&mut self) {
@@ -361,6 +392,7 @@ fn spawn_sender<Req, I>(
     view: StreamHandle,
     iter: I,
     max_send: usize,
+    encoding: Option<CompressionEncoding>,
     deadline: Option<Instant>,
     error: Arc<std::sync::Mutex<Option<Status>>>,
 ) where
@@ -372,7 +404,7 @@ fn spawn_sender<Req, I>(
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for msg in iter {
                 buf.clear();
-                codec::encode_message(&msg, &mut buf, max_send)?;
+                codec::encode_message_with(&msg, &mut buf, max_send, encoding)?;
                 if view.send_data(&buf, false, deadline).is_err() {
                     // The call ended (response, reset, deadline): stop pulling requests.
                     return Ok(());
@@ -405,6 +437,10 @@ fn spawn_sender<Req, I>(
 pub struct RequestSender<T> {
     view: StreamHandle,
     max_send: usize,
+    /// The call's coding (named in its `grpc-encoding`), if it compresses.
+    encoding: Option<CompressionEncoding>,
+    /// Whether the next messages are compressed (when the call compresses).
+    compress: bool,
     deadline: Option<Instant>,
     closed: bool,
     buf: BytesMut,
@@ -422,10 +458,18 @@ impl<T: Message> RequestSender<T> {
             return Err(Status::failed_precondition("the request stream is closed"));
         }
         self.buf.clear();
-        codec::encode_message(&msg, &mut self.buf, self.max_send)?;
+        let enc = self.encoding.filter(|_| self.compress);
+        codec::encode_message_with(&msg, &mut self.buf, self.max_send, enc)?;
         self.view
             .send_data(&self.buf, false, self.deadline)
             .map_err(|e| stream_status(&e))
+    }
+
+    /// Turns compression of the following messages off or back on (grpc-java's
+    /// `setMessageCompression`). It only matters when the call compresses (per-call or
+    /// channel [`CompressionEncoding`]); messages are compressed by default then.
+    pub fn set_message_compression(&mut self, on: bool) {
+        self.compress = on;
     }
 
     /// Half-closes: tells the server no more requests come.
@@ -482,6 +526,7 @@ impl Channel {
             backoff: BackoffConfig::default(),
             h2: H2Config::default(),
             authority: None,
+            compression: None,
         }
     }
 
@@ -538,8 +583,25 @@ impl Channel {
                 Bytes::from(encode_grpc_timeout(left)),
             ));
         }
+        if let Some(e) = self.call_encoding(opts) {
+            h.push(Header::new(
+                Bytes::from_static(b"grpc-encoding"),
+                Bytes::from_static(e.as_str().as_bytes()),
+            ));
+        }
+        h.push(Header::new(
+            Bytes::from_static(b"grpc-accept-encoding"),
+            Bytes::from_static(ACCEPT_ENCODING.as_bytes()),
+        ));
         opts.metadata.to_headers(&mut h);
         h
+    }
+
+    /// The coding of a call's requests: its own, else the channel's; `None` for identity.
+    fn call_encoding(&self, opts: &CallOptions) -> Option<CompressionEncoding> {
+        opts.compression
+            .or(self.inner.compression)
+            .filter(|e| e.is_compressed())
     }
 
     /// Opens a stream for `path`, optionally with a whole (framed) request that ends it.
@@ -607,9 +669,10 @@ impl Channel {
         }
     }
 
-    fn encode<Req: Message>(&self, msg: &Req) -> Result<BytesMut, Status> {
+    fn encode<Req: Message>(&self, msg: &Req, opts: &CallOptions) -> Result<BytesMut, Status> {
         let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
-        codec::encode_message(msg, &mut buf, self.inner.max_send)?;
+        let enc = self.call_encoding(opts);
+        codec::encode_message_with(msg, &mut buf, self.inner.max_send, enc)?;
         Ok(buf)
     }
 
@@ -653,9 +716,8 @@ impl Channel {
         Resp: Message + Default + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = self.encode(&msg)?;
-        let (m, i, t) = self.unary_raw(path, &framed, &opts)?.into_parts();
-        Ok(Response::new(decode(m)?, i, t))
+        let framed = self.encode(&msg, &opts)?;
+        self.unary_raw(path, &framed, &opts)?.try_map(decode)
     }
 
     /// A unary call returning at once with a [`CallFuture`] (grpcio's `.future()`).
@@ -669,7 +731,7 @@ impl Channel {
         Resp: Message + Default + Clone + Send + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = match self.encode(&msg) {
+        let framed = match self.encode(&msg, &opts) {
             Ok(f) => f,
             Err(s) => return CallFuture::ready(Err(s)),
         };
@@ -684,8 +746,7 @@ impl Channel {
             probe,
             Box::new(move |_| {
                 let reader = ResponseReader::new(handle, max_recv, deadline);
-                let (m, i, t) = reader.read_unary()?.into_parts();
-                Ok(Response::new(decode(m)?, i, t))
+                reader.read_unary()?.try_map(decode)
             }),
         )
     }
@@ -705,7 +766,7 @@ impl Channel {
         Resp: Message + Default + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = self.encode(&msg)?;
+        let framed = self.encode(&msg, &opts)?;
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let handle = self.open(path, &opts, deadline, Some(&framed))?;
         let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
@@ -729,6 +790,7 @@ impl Channel {
             handle.view(),
             iter,
             self.inner.max_send,
+            self.call_encoding(opts),
             deadline,
             error.clone(),
         );
@@ -753,8 +815,7 @@ impl Channel {
     {
         let (iter, opts) = req.into_parts();
         let reader = self.start_streaming(path, iter, &opts)?;
-        let (m, i, t) = reader.read_unary()?.into_parts();
-        Ok(Response::new(decode(m)?, i, t))
+        reader.read_unary()?.try_map(decode)
     }
 
     /// A client-streaming call returning a [`CallFuture`].
@@ -776,10 +837,7 @@ impl Channel {
         let probe = reader.handle.view();
         CallFuture::pending(
             probe,
-            Box::new(move |_| {
-                let (m, i, t) = reader.read_unary()?.into_parts();
-                Ok(Response::new(decode(m)?, i, t))
-            }),
+            Box::new(move |_| reader.read_unary()?.try_map(decode)),
         )
     }
 
@@ -822,6 +880,8 @@ impl Channel {
         let sender = RequestSender {
             view: handle.view(),
             max_send: self.inner.max_send,
+            encoding: self.call_encoding(&options),
+            compress: true,
             deadline,
             closed: false,
             buf: BytesMut::new(),

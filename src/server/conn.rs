@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::codec::MessageDecoder;
+use crate::compression::{AcceptEncoding, CompressionEncoding, ACCEPT_ENCODING};
 use crate::h2::conn::{Connection, Role};
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
@@ -118,6 +119,12 @@ struct Admitted {
     path: String,
     metadata: MetadataMap,
     deadline: Option<Instant>,
+    /// The request's `grpc-encoding` (`None` for identity).
+    request_encoding: Option<CompressionEncoding>,
+    /// The client's `grpc-accept-encoding`.
+    accept: AcceptEncoding,
+    /// Whether the (single) request message arrived compressed.
+    first_compressed: bool,
 }
 
 /// A single-request RPC waiting for its whole request message before it gets a worker.
@@ -221,21 +228,26 @@ impl ServerDispatcher {
             respond_status(st, id, &Status::unimplemented(msg), &[]);
             return None;
         };
-        if let Some(enc) = header(head, b"grpc-encoding") {
-            if enc != b"identity" {
-                let msg = format!(
-                    "compression {} is not supported; this server accepts identity",
-                    String::from_utf8_lossy(enc)
-                );
-                respond_status(
-                    st,
-                    id,
-                    &Status::unimplemented(msg),
-                    &[hdr(b"grpc-accept-encoding", b"identity")],
-                );
-                return None;
-            }
-        }
+        let request_encoding = match header(head, b"grpc-encoding") {
+            None => None,
+            Some(enc) => match CompressionEncoding::from_name(enc) {
+                Some(e) => Some(e).filter(|e| e.is_compressed()),
+                None => {
+                    let msg = format!(
+                        "compression {} is not supported; this server accepts {ACCEPT_ENCODING}",
+                        String::from_utf8_lossy(enc)
+                    );
+                    respond_status(
+                        st,
+                        id,
+                        &Status::unimplemented(msg),
+                        &[hdr(b"grpc-accept-encoding", ACCEPT_ENCODING.as_bytes())],
+                    );
+                    return None;
+                }
+            },
+        };
+        let accept = AcceptEncoding::parse(header(head, b"grpc-accept-encoding"));
         let deadline = match header(head, b"grpc-timeout") {
             None => None,
             Some(v) => match decode_grpc_timeout(v) {
@@ -288,6 +300,9 @@ impl ServerDispatcher {
             path,
             metadata: MetadataMap::from_headers(head),
             deadline,
+            request_encoding,
+            accept,
+            first_compressed: false,
         })
     }
 
@@ -305,6 +320,9 @@ impl ServerDispatcher {
             path,
             metadata,
             deadline,
+            request_encoding,
+            accept,
+            first_compressed,
         } = call;
         let call = Arc::new(CallState::default());
         self.calls.insert(id, call.clone());
@@ -318,6 +336,12 @@ impl ServerDispatcher {
             path,
             deadline,
             core.config.max_send_message_length,
+        )
+        .with_compression(
+            request_encoding,
+            accept,
+            core.config.compression,
+            first_compressed,
         );
         let max_recv = core.config.max_receive_message_length;
         let streaming = self.streaming.clone();
@@ -411,15 +435,20 @@ fn drain(ctx: &ServerContext, mut it: crate::server::service::RawStream<'_>) -> 
 struct RequestSource {
     recv: StreamHandle,
     decoder: MessageDecoder,
+    /// The context's "last request message was compressed" flag.
+    compressed: Arc<std::sync::atomic::AtomicBool>,
     deadline: Option<Instant>,
     done: bool,
 }
 
 impl RequestSource {
     fn new(ctx: &ServerContext, max_recv: usize) -> RequestSource {
+        let mut decoder = MessageDecoder::new(max_recv);
+        decoder.set_encoding(ctx.request_encoding());
         RequestSource {
             recv: ctx.stream.view(),
-            decoder: MessageDecoder::new(max_recv),
+            decoder,
+            compressed: ctx.request_compressed.clone(),
             deadline: ctx.deadline(),
             done: false,
         }
@@ -433,7 +462,11 @@ impl MessageSource for RequestSource {
         }
         loop {
             match self.decoder.next_message() {
-                Ok(Some(m)) => return Some(Ok(m)),
+                Ok(Some(m)) => {
+                    self.compressed
+                        .store(self.decoder.last_compressed(), Ordering::Release);
+                    return Some(Ok(m));
+                }
                 Ok(None) => {}
                 Err(s) => {
                     self.done = true;
@@ -472,11 +505,13 @@ impl Dispatcher for ServerDispatcher {
             return;
         };
         if call.method.single_request() {
+            let mut decoder = MessageDecoder::new(self.core.config.max_receive_message_length);
+            decoder.set_encoding(call.request_encoding);
             self.pending.insert(
                 id,
                 Pending {
                     call,
-                    decoder: MessageDecoder::new(self.core.config.max_receive_message_length),
+                    decoder,
                     first: None,
                 },
             );
@@ -516,7 +551,10 @@ impl Dispatcher for ServerDispatcher {
             let mut failure = None;
             loop {
                 match p.decoder.next_message() {
-                    Ok(Some(msg)) if p.first.is_none() => p.first = Some(msg),
+                    Ok(Some(msg)) if p.first.is_none() => {
+                        p.call.first_compressed = p.decoder.last_compressed();
+                        p.first = Some(msg);
+                    }
                     Ok(Some(_)) => {
                         failure = Some(Status::internal(
                             "received more than one request message for a unary-request method",

@@ -1,5 +1,6 @@
 //! `ServerContext`: what a handler knows about its call, and how it talks back out of band.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use prost::Message;
 
 use crate::codec;
+use crate::compression::{AcceptEncoding, CompressionEncoding, ACCEPT_ENCODING};
 use crate::h2::error::Reason;
 use crate::h2::hpack::Header;
 use crate::metadata::MetadataMap;
@@ -65,6 +67,35 @@ pub struct ServerContext {
     method: String,
     deadline: Option<Instant>,
     max_send: usize,
+    /// The coding of the request's compressed messages (`grpc-encoding`), if any.
+    request_encoding: Option<CompressionEncoding>,
+    /// Whether the last request message read arrived compressed (shared with the request
+    /// reader of streaming calls).
+    pub(crate) request_compressed: Arc<AtomicBool>,
+    /// What the client reads (`grpc-accept-encoding`).
+    accept: AcceptEncoding,
+    /// The response coding: an [`encoding_code`]; 0 for none.
+    response_encoding: AtomicU8,
+    /// Set once a message was compressed or the head was sent: the coding is then fixed.
+    encoding_fixed: AtomicBool,
+    /// Send the next response message uncompressed.
+    skip_next: AtomicBool,
+}
+
+fn encoding_code(e: Option<CompressionEncoding>) -> u8 {
+    match e {
+        Some(CompressionEncoding::Gzip) => 1,
+        Some(CompressionEncoding::Deflate) => 2,
+        _ => 0,
+    }
+}
+
+fn encoding_from_code(c: u8) -> Option<CompressionEncoding> {
+    match c {
+        1 => Some(CompressionEncoding::Gzip),
+        2 => Some(CompressionEncoding::Deflate),
+        _ => None,
+    }
 }
 
 impl ServerContext {
@@ -85,7 +116,86 @@ impl ServerContext {
             method,
             deadline,
             max_send,
+            request_encoding: None,
+            request_compressed: Arc::new(AtomicBool::new(false)),
+            accept: AcceptEncoding::IDENTITY,
+            response_encoding: AtomicU8::new(0),
+            encoding_fixed: AtomicBool::new(false),
+            skip_next: AtomicBool::new(false),
         }
+    }
+
+    /// Sets what the request head said about compression, and the server's default response
+    /// coding (used only if the client accepts it).
+    pub(crate) fn with_compression(
+        mut self,
+        request_encoding: Option<CompressionEncoding>,
+        accept: AcceptEncoding,
+        default: Option<CompressionEncoding>,
+        first_compressed: bool,
+    ) -> ServerContext {
+        self.request_encoding = request_encoding.filter(|e| e.is_compressed());
+        self.accept = accept;
+        self.request_compressed = Arc::new(AtomicBool::new(first_compressed));
+        if let Some(e) = default.filter(|&e| accept.accepts(e)) {
+            self.response_encoding = AtomicU8::new(encoding_code(Some(e)));
+        }
+        self
+    }
+
+    /// The coding of the client's compressed request messages (its `grpc-encoding`), `None`
+    /// for identity.
+    pub fn request_encoding(&self) -> Option<CompressionEncoding> {
+        self.request_encoding
+    }
+
+    /// Whether the request message (for streaming calls: the last one read) arrived
+    /// compressed, with its compressed flag set.
+    pub fn request_compressed(&self) -> bool {
+        self.request_compressed.load(Ordering::Acquire)
+    }
+
+    /// The codings the client accepts for responses (its `grpc-accept-encoding`).
+    pub fn accept_encoding(&self) -> AcceptEncoding {
+        self.accept
+    }
+
+    /// The coding responses are compressed with, `None` for identity.
+    pub fn compression(&self) -> Option<CompressionEncoding> {
+        encoding_from_code(self.response_encoding.load(Ordering::Acquire))
+    }
+
+    /// Compresses this call's response messages with `encoding` (grpcio's
+    /// `context.set_compression`), overriding the server's default.
+    ///
+    /// Returns false, changing nothing, if the client does not accept `encoding` (its
+    /// `grpc-accept-encoding`; responses then stay uncompressed, which every client reads), or
+    /// if the response headers were already sent or a message already compressed (the
+    /// coding is named in the headers and cannot change).
+    pub fn set_compression(&self, encoding: CompressionEncoding) -> bool {
+        if !self.accept.accepts(encoding)
+            || self.encoding_fixed.load(Ordering::Acquire)
+            || lock(&self.call.inner).headers_sent
+        {
+            return false;
+        }
+        self.response_encoding
+            .store(encoding_code(Some(encoding)), Ordering::Release);
+        true
+    }
+
+    /// Sends the next response message uncompressed even though the call compresses
+    /// (grpcio's `disable_next_message_compression`).
+    pub fn disable_next_message_compression(&self) {
+        self.skip_next.store(true, Ordering::Release);
+    }
+
+    /// The coding for the next response message: `None` to send it uncompressed.
+    fn next_message_encoding(&self) -> Option<CompressionEncoding> {
+        let skip = self.skip_next.swap(false, Ordering::AcqRel);
+        let enc = encoding_from_code(self.response_encoding.load(Ordering::Acquire))?;
+        self.encoding_fixed.store(true, Ordering::Release);
+        (!skip).then_some(enc)
     }
 
     /// The client's metadata (grpcio's `invocation_metadata()`).
@@ -170,9 +280,11 @@ impl ServerContext {
     }
 
     /// Encodes and frames a response message, checking the send size limit.
+    /// Compresses it when the call compresses and the next message is not exempt.
     pub(crate) fn encode<M: Message>(&self, msg: &M) -> Result<Bytes, Status> {
+        let enc = self.next_message_encoding();
         let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
-        codec::encode_message(msg, &mut buf, self.max_send)?;
+        codec::encode_message_with(msg, &mut buf, self.max_send, enc)?;
         Ok(buf.freeze())
     }
 
@@ -192,9 +304,11 @@ impl ServerContext {
         Ok(buf.freeze())
     }
 
-    /// The response head: `:status 200`, content-type and the initial metadata.
-    fn head(initial: &MetadataMap) -> Vec<Header> {
-        let mut h = Vec::with_capacity(2 + initial.len());
+    /// The response head: `:status 200`, content-type, the codings (`grpc-encoding` when
+    /// responses may be compressed, `grpc-accept-encoding`) and the initial metadata. Fixes
+    /// the response coding.
+    fn head(&self, initial: &MetadataMap) -> Vec<Header> {
+        let mut h = Vec::with_capacity(4 + initial.len());
         h.push(Header::new(
             Bytes::from_static(b":status"),
             Bytes::from_static(b"200"),
@@ -202,6 +316,17 @@ impl ServerContext {
         h.push(Header::new(
             Bytes::from_static(b"content-type"),
             Bytes::from_static(b"application/grpc"),
+        ));
+        self.encoding_fixed.store(true, Ordering::Release);
+        if let Some(e) = self.compression() {
+            h.push(Header::new(
+                Bytes::from_static(b"grpc-encoding"),
+                Bytes::from_static(e.as_str().as_bytes()),
+            ));
+        }
+        h.push(Header::new(
+            Bytes::from_static(b"grpc-accept-encoding"),
+            Bytes::from_static(ACCEPT_ENCODING.as_bytes()),
         ));
         initial.to_headers(&mut h);
         h
@@ -218,7 +343,7 @@ impl ServerContext {
                 return Err(Status::cancelled("the call was cancelled"));
             }
             g.headers_sent = true;
-            Self::head(&g.initial)
+            self.head(&g.initial)
         };
         self.stream
             .send_headers(&head, false)
@@ -245,14 +370,14 @@ impl ServerContext {
                 None
             } else {
                 g.headers_sent = true;
-                Some(Self::head(&g.initial))
+                Some(self.head(&g.initial))
             };
             let mut trailers = Vec::with_capacity(4);
             let trailers_only = !g.headers_sent;
             if trailers_only {
                 // Trailers-only response: one HEADERS frame with END_STREAM.
                 g.headers_sent = true;
-                trailers.extend(Self::head(&g.initial));
+                trailers.extend(self.head(&g.initial));
             }
             let mut status = status;
             if status.metadata().is_empty() && !g.trailing.is_empty() {

@@ -58,6 +58,8 @@ pub(crate) struct ServerConfig {
     pub max_send_message_length: usize,
     pub max_streaming_rpcs_per_connection: usize,
     pub handshake_timeout: Duration,
+    /// Default response coding, used when the client accepts it.
+    pub compression: Option<crate::compression::CompressionEncoding>,
     pub h2: H2Config,
 }
 
@@ -132,6 +134,7 @@ impl Default for ServerBuilder {
                 max_send_message_length: usize::MAX,
                 max_streaming_rpcs_per_connection: usize::MAX,
                 handshake_timeout: Duration::from_secs(10),
+                compression: None,
                 h2: H2Config::default(),
             },
             services: Vec::new(),
@@ -172,6 +175,17 @@ impl ServerBuilder {
     /// beyond the pool; set it below `max_workers` so one client cannot occupy every worker.
     pub fn max_streaming_rpcs_per_connection(mut self, n: usize) -> Self {
         self.config.max_streaming_rpcs_per_connection = n.max(1);
+        self
+    }
+
+    /// Compresses responses with `encoding` by default (grpcio's `grpc.server(...,
+    /// compression=)`), for clients that accept it (`grpc-accept-encoding`); others get
+    /// uncompressed responses. Handlers can override it per call with
+    /// [`ServerContext::set_compression`] and per message with
+    /// [`ServerContext::disable_next_message_compression`]. Compressed requests in gzip and
+    /// deflate are always accepted.
+    pub fn compression(mut self, encoding: crate::compression::CompressionEncoding) -> Self {
+        self.config.compression = Some(encoding).filter(|e| e.is_compressed());
         self
     }
 

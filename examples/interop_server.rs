@@ -1,0 +1,49 @@
+//! The gRPC interop test server: `grpc.testing.TestService` as gRPC's interop descriptions
+//! specify it, for any implementation's interop client.
+//!
+//! Run: `cargo run --release --example interop_server -- --port 10000`
+
+mod common;
+
+use grpc_sync::Server;
+
+use common::interop::ServerArgs;
+
+fn main() {
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "interop_server".into());
+    let usage = format!("usage: {program} [--port=10000] [--use_tls=false]");
+    let args = match ServerArgs::parse_from(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{usage}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n{usage}");
+            std::process::exit(2);
+        }
+    };
+    if args.use_tls {
+        eprintln!("error: --use_tls: TLS not available in this build");
+        std::process::exit(2);
+    }
+    let server = Server::builder()
+        .max_workers(16)
+        .add_service(common::interop::service())
+        .build();
+    let port = match server.add_insecure_port(&format!("[::]:{}", args.port)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot listen on port {}: {e}", args.port);
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = server.start() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    println!("interop server listening on port {port}");
+    server.wait_for_termination(None);
+}
