@@ -17,7 +17,7 @@ fn main() {
     let usage = format!(
         "usage: {program} [--server_host=localhost] [--server_port=10000] \
          [--server_host_override=NAME] [--use_tls=false] [--use_test_ca=false] \
-         [--test_case=NAME|all]\ncases: {}",
+         [--test_case=NAME|all] [--compression_probe=true]\ncases: {}",
         common::interop::CASES.join(", ")
     );
     let args = match ClientArgs::parse_from(std::env::args().skip(1)) {
@@ -50,6 +50,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let ok = common::interop::run_cases(&channel, &args.cases());
+    let opts = common::interop::CaseOptions {
+        compression_probe: args.compression_probe,
+    };
+    let ok = common::interop::run_cases(&channel, &args.cases(), opts);
     std::process::exit(if ok { 0 } else { 1 });
 }

@@ -32,12 +32,15 @@ pub const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 pub const GEN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The protos the Python scripts use (`proto/` holds others, some of which clash in Python's
-/// descriptor pool when imported together, so only these are compiled).
-pub const INTEROP_PROTOS: [&str; 4] = [
+/// descriptor pool when imported together, so only these are compiled). The `grpc/testing`
+/// messages serve `interop_server.py` and `interop_client.py`.
+pub const INTEROP_PROTOS: [&str; 6] = [
     "helloworld.proto",
     "route_guide.proto",
     "calculator.proto",
     "format_data.proto",
+    "grpc/testing/empty.proto",
+    "grpc/testing/messages.proto",
 ];
 
 /// The message a test fails with when the interpreter is not configured.
@@ -265,7 +268,20 @@ pub fn run_client_args<S: AsRef<OsStr>>(
     run_with_deadline(cmd, CLIENT_DEADLINE, "clients.py")
 }
 
-/// A running `servers.py`, killed when dropped.
+/// Runs `interop_client.py --port <port>` (gRPC interop cases, grpcio side) against a server on
+/// 127.0.0.1, with every case or only `case` (a name, or several separated by commas).
+pub fn run_interop_client(port: u16, case: Option<&str>) -> Output {
+    let mut cmd = python_command("interop_client.py");
+    cmd.args(["--port", &port.to_string()])
+        .arg("--gen")
+        .arg(gen_dir());
+    if let Some(case) = case {
+        cmd.args(["--case", case]);
+    }
+    run_with_deadline(cmd, CLIENT_DEADLINE, "interop_client.py")
+}
+
+/// A running `servers.py` (or `interop_server.py`), killed when dropped.
 pub struct PythonServer {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -287,13 +303,31 @@ impl PythonServer {
             .arg("--gen")
             .arg(gen_dir())
             .arg("--db")
-            .arg(route_guide_db())
-            .stdin(Stdio::piped())
+            .arg(route_guide_db());
+        PythonServer::spawn(cmd, &format!("servers.py --service {service}"))
+    }
+
+    /// Starts `interop_server.py --port 0` (grpcio's `grpc.testing.TestService`) and waits
+    /// for its `PORT <n>` line.
+    ///
+    /// # Panics
+    ///
+    /// As [`PythonServer::start`].
+    pub fn start_interop() -> PythonServer {
+        let mut cmd = python_command("interop_server.py");
+        cmd.args(["--port", "0", "--host", "127.0.0.1"])
+            .arg("--gen")
+            .arg(gen_dir());
+        PythonServer::spawn(cmd, "interop_server.py")
+    }
+
+    fn spawn(mut cmd: Command, what: &str) -> PythonServer {
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start servers.py ({cmd:?}): {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -355,7 +389,7 @@ impl PythonServer {
                 let _ = stdout_reader.join();
                 let _ = stderr_reader.join();
                 panic!(
-                    "servers.py --service {service}: {why}\n--- its output ---\n{}",
+                    "{what}: {why}\n--- its output ---\n{}",
                     server.output().trim_end()
                 );
             }
