@@ -615,6 +615,70 @@ mod tests {
     }
 
     #[test]
+    fn compressed_messages_round_trip_through_the_decoder() {
+        for enc in [CompressionEncoding::Gzip, CompressionEncoding::Deflate] {
+            let big = "x".repeat(10_000);
+            let mut wire = BytesMut::new();
+            encode_message_with(&big, &mut wire, usize::MAX, Some(enc)).unwrap();
+            assert_eq!(wire[0], 1);
+            assert!(wire.len() < 200, "{enc}: {} bytes", wire.len());
+            // Identity and None take the plain path: flag 0.
+            encode_message_with(&"plain".to_string(), &mut wire, usize::MAX, None).unwrap();
+            let wire = wire.freeze();
+            for split in [1, 7, wire.len() / 2] {
+                let mut d = MessageDecoder::new(DEFAULT_MAX_RECV_MESSAGE_SIZE);
+                d.set_encoding(Some(enc));
+                d.push(wire.slice(..split));
+                let mut out = Vec::new();
+                let mut flags = Vec::new();
+                d.push(wire.slice(split..));
+                while let Some(m) = d.next_message().unwrap() {
+                    flags.push(d.last_compressed());
+                    out.push(decode_message::<String>(m).unwrap());
+                }
+                d.finish().unwrap();
+                assert_eq!(out, [big.clone(), "plain".to_string()]);
+                assert_eq!(flags, [true, false]);
+            }
+        }
+    }
+
+    #[test]
+    fn compressed_send_limit_applies_to_the_wire_size() {
+        let big = "x".repeat(10_000);
+        let mut dst = BytesMut::from(&b"keep"[..]);
+        let err =
+            encode_message_with(&big, &mut dst, 10, Some(CompressionEncoding::Gzip)).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(&dst[..], b"keep");
+        encode_message_with(&big, &mut dst, 1000, Some(CompressionEncoding::Gzip)).unwrap();
+    }
+
+    #[test]
+    fn decompression_bomb_stops_at_the_receive_limit() {
+        let mut wire = BytesMut::new();
+        let bomb = vec![0u8; 32 << 20];
+        wire.put_slice(&[1, 0, 0, 0, 0]);
+        compression::compress(CompressionEncoding::Gzip, &bomb, &mut wire).unwrap();
+        let len = (wire.len() - HEADER_LEN) as u32;
+        wire[1..5].copy_from_slice(&len.to_be_bytes());
+        let mut d = MessageDecoder::new(1 << 20);
+        d.set_encoding(Some(CompressionEncoding::Gzip));
+        d.push(wire.freeze());
+        let err = d.next_message().unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(d.finish().unwrap_err().code(), Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn identity_encoding_still_rejects_the_compressed_flag() {
+        let mut d = MessageDecoder::new(1024);
+        d.set_encoding(Some(CompressionEncoding::Identity));
+        d.push(Bytes::from_static(&[1, 0, 0, 0, 1, 0xaa]));
+        assert_eq!(d.next_message().unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
     fn invalid_flag_byte_is_internal() {
         let mut d = MessageDecoder::new(1024);
         d.push(Bytes::from_static(&[2, 0, 0, 0, 0]));

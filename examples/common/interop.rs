@@ -405,16 +405,14 @@ fn client_streaming(c: &TestServiceClient) -> CaseResult {
     Ok("StreamingInputCall of 4 messages: aggregated_payload_size 74922".into())
 }
 
-fn collect_sizes(mut s: Streaming<StreamingOutputCallResponse>) -> Result<Vec<usize>, String> {
+/// Reads a response stream to its end; the payload sizes, each checked to be all zeros.
+fn collect_sizes(s: Streaming<StreamingOutputCallResponse>) -> Result<Vec<usize>, String> {
     let mut sizes = Vec::new();
-    while let Some(r) = s.next() {
+    for r in s {
         let r = rpc("reading the response stream", r)?;
-        check_payload(
-            "streamed response",
-            &r.payload,
-            r.payload.as_ref().map_or(0, |p| p.body.len()),
-        )?;
-        sizes.push(r.payload.map_or(0, |p| p.body.len()));
+        let size = r.payload.as_ref().map_or(0, |p| p.body.len());
+        check_payload("streamed response", &r.payload, size)?;
+        sizes.push(size);
     }
     Ok(sizes)
 }
@@ -788,8 +786,7 @@ fn server_compressed_streaming(c: &TestServiceClient) -> CaseResult {
         ..StreamingOutputCallRequest::default()
     };
     let mut s = rpc("StreamingOutputCall", c.streaming_output_call(req))?;
-    let mut n = 0;
-    for (size, compressed) in [(31_415, true), (92_653, false)] {
+    for (n, (size, compressed)) in [(31_415, true), (92_653, false)].into_iter().enumerate() {
         let r = match s.next() {
             Some(r) => rpc("StreamingOutputCall", r)?,
             None => return Err(format!("{n} responses, expected 2")),
@@ -801,7 +798,6 @@ fn server_compressed_streaming(c: &TestServiceClient) -> CaseResult {
                 s.last_message_compressed()
             )
         })?;
-        n += 1;
     }
     if let Some(r) = s.next() {
         rpc("StreamingOutputCall", r)?;
