@@ -25,7 +25,7 @@ use common::checks::{self, Checks};
 use common::pb::calculator::demo_server::DemoServer;
 use common::pb::format_data::format_data_server::FormatDataServer;
 use common::pb::helloworld::greeter_client::GreeterClient;
-use common::pb::helloworld::greeter_server::{self, Greeter as _, GreeterServer};
+use common::pb::helloworld::greeter_server::{self, GreeterServer};
 use common::pb::helloworld::{HelloReply, HelloRequest};
 use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use support::python::{run_client, PythonServer};
