@@ -239,7 +239,10 @@ fn examples_generated_code_is_up_to_date() {
     let bless = std::env::var_os("GRPC_SYNC_BLESS").is_some();
     let examples = crate_dir().join("../examples/generated");
     let mut stale = Vec::new();
-    for case in cases().into_iter().filter(|c| EXAMPLE_STEMS.contains(&c.dir)) {
+    for case in cases()
+        .into_iter()
+        .filter(|c| EXAMPLE_STEMS.contains(&c.dir))
+    {
         let files = generate(&case);
         assert_eq!(files.len(), 1, "{}: one file per example proto", case.dir);
         let code = files.values().next().unwrap();

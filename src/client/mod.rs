@@ -182,6 +182,9 @@ pub(crate) struct ResponseReader {
     status: Option<Status>,
     /// Set by a request-sender thread that failed (for example a message over the send limit).
     sender_error: Option<Arc<std::sync::Mutex<Option<Status>>>>,
+    /// The server never processed the stream (REFUSED_STREAM, or above a GOAWAY's last id):
+    /// the call is safe to retry on another stream.
+    refused: bool,
 }
 
 impl ResponseReader {
@@ -194,6 +197,7 @@ impl ResponseReader {
             trailing: None,
             status: None,
             sender_error: None,
+            refused: false,
         }
     }
 
@@ -207,6 +211,14 @@ impl ResponseReader {
     }
 
     fn stream_failed(&mut self, e: &StreamError) -> Status {
+        self.refused = matches!(
+            e,
+            StreamError::Refused
+                | StreamError::Reset {
+                    reason: Reason::REFUSED_STREAM,
+                    remote: true,
+                }
+        );
         let sent = self
             .sender_error
             .as_ref()
@@ -300,7 +312,7 @@ impl ResponseReader {
     }
 
     /// Reads exactly one message and the status (unary and client-streaming responses).
-    fn read_unary(mut self) -> Result<Response<Bytes>, Status> {
+    fn read_unary(&mut self) -> Result<Response<Bytes>, Status> {
         let first = match self.next_message() {
             Some(Ok(m)) => m,
             Some(Err(s)) => return Err(s),
@@ -613,7 +625,8 @@ impl Channel {
         Ok(buf)
     }
 
-    /// Sends one request and reads the whole response, retrying once if a GOAWAY refused it.
+    /// Sends one request and reads the whole response, retrying when the server refused the
+    /// stream unseen.
     fn unary_raw(
         &self,
         path: &'static str,
@@ -621,18 +634,15 @@ impl Channel {
         opts: &CallOptions,
     ) -> Result<Response<Bytes>, Status> {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
+        // The server saw nothing of a refused stream, so the request can go again; a few
+        // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
+        // than the client assumed before the server's SETTINGS arrived).
         let mut tries = 0;
         loop {
             let handle = self.open(path, opts, deadline, Some(framed))?;
-            let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+            let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
             match reader.read_unary() {
-                Err(s)
-                    if s.code() == Code::Unavailable
-                        && s.message().contains("GOAWAY")
-                        && tries < 2 =>
-                {
-                    tries += 1;
-                }
+                Err(_) if reader.refused && tries < 5 => tries += 1,
                 other => return other,
             }
         }
@@ -683,7 +693,7 @@ impl Channel {
         CallFuture::pending(
             probe,
             Box::new(move |_| {
-                let reader = ResponseReader::new(handle, max_recv, deadline);
+                let mut reader = ResponseReader::new(handle, max_recv, deadline);
                 let (m, i, t) = reader.read_unary()?.into_parts();
                 Ok(Response::new(decode(m)?, i, t))
             }),
@@ -752,7 +762,7 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let reader = self.start_streaming(path, iter, &opts)?;
+        let mut reader = self.start_streaming(path, iter, &opts)?;
         let (m, i, t) = reader.read_unary()?.into_parts();
         Ok(Response::new(decode(m)?, i, t))
     }
@@ -769,7 +779,7 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let reader = match self.start_streaming(path, iter, &opts) {
+        let mut reader = match self.start_streaming(path, iter, &opts) {
             Ok(r) => r,
             Err(s) => return CallFuture::ready(Err(s)),
         };
