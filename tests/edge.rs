@@ -566,3 +566,74 @@ fn unix_socket_target_works() {
     assert_eq!(r.n, 11);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn unfinished_unary_requests_hold_no_worker() {
+    // One worker; a raw client opens unary requests and never ends them.
+    let svc = Service::builder("edge.Echo")
+        .unary("Num", |m: Num, _: &ServerContext| Ok(m))
+        .build();
+    let server = Server::builder().max_workers(1).add_service(svc).build();
+    let port = server.add_insecure_port("127.0.0.1:0").unwrap();
+    server.start().unwrap();
+    let mut raw = RawClient::connect(port);
+    for _ in 0..5 {
+        let id = raw
+            .conn
+            .open_stream(&grpc_request("/edge.Echo/Num"), false)
+            .unwrap();
+        raw.conn.send_data(id, &[0, 0, 0, 0, 9, 8], false).unwrap();
+    }
+    raw.flush();
+    // The single worker is still free for a well-behaved client.
+    let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
+    let r: Num = ch
+        .unary(
+            "/edge.Echo/Num",
+            Request::new(Num { n: 3 }).with_timeout(WAIT),
+        )
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.n, 3);
+}
+
+#[test]
+fn streaming_rpcs_per_connection_are_bounded() {
+    let svc = Service::builder("edge.Stream")
+        .server_streaming_fn("Hold", |_m: Num, ctx: &ServerContext| {
+            let it: grpc_sync::ResponseStream<'_, Num> = Box::new(
+                std::iter::once(Ok(Num { n: 0 })).chain(std::iter::from_fn(move || {
+                    // Hold the worker until the client goes away.
+                    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+                    ctx.add_callback(move || {
+                        let _ = tx.send(());
+                    });
+                    let _ = rx.recv_timeout(WAIT);
+                    None
+                })),
+            );
+            Ok(it)
+        })
+        .build();
+    let server = Server::builder()
+        .max_workers(4)
+        .max_streaming_rpcs_per_connection(2)
+        .add_service(svc)
+        .build();
+    let port = server.add_insecure_port("127.0.0.1:0").unwrap();
+    server.start().unwrap();
+    let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
+    let open = |n| {
+        let mut s = ch
+            .server_streaming::<_, Num>("/edge.Stream/Hold", Request::new(Num { n }))
+            .unwrap();
+        let first = s.next().unwrap();
+        (s, first)
+    };
+    let (_a, first) = open(1);
+    assert!(first.is_ok());
+    let (_b, first) = open(2);
+    assert!(first.is_ok());
+    let (_c, third) = open(3);
+    assert_eq!(third.unwrap_err().code(), Code::ResourceExhausted);
+}

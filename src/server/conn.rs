@@ -271,11 +271,11 @@ impl ServerDispatcher {
         } else {
             self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
         }
-        if !m.single_request() {
-            let held = self.streaming.load(Ordering::Acquire);
-            if held >= self.core.config.max_streaming_rpcs_per_connection {
+        if m.streams() {
+            let limit = self.core.config.max_streaming_rpcs_per_connection;
+            if self.streaming.load(Ordering::Acquire) >= limit {
                 self.core.end_rpc();
-                let msg = format!("too many streaming RPCs on this connection (limit {held})");
+                let msg = format!("too many streaming RPCs on this connection (limit {limit})");
                 respond_status(st, id, &Status::resource_exhausted(msg), &[]);
                 return None;
             }
@@ -321,7 +321,7 @@ impl ServerDispatcher {
         );
         let max_recv = core.config.max_receive_message_length;
         let streaming = self.streaming.clone();
-        let holds_stream = !method.single_request();
+        let holds_stream = method.streams();
         if holds_stream {
             streaming.fetch_add(1, Ordering::AcqRel);
         }
