@@ -637,3 +637,70 @@ fn streaming_rpcs_per_connection_are_bounded() {
     let (_c, third) = open(3);
     assert_eq!(third.unwrap_err().code(), Code::ResourceExhausted);
 }
+
+#[test]
+fn streams_refused_by_goaway_are_retried_on_a_new_connection() {
+    use grpc_sync::h2::error::Reason;
+    use grpc_sync::h2::frame::GoAway;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    // Connection 1 answers its first request, then refuses the second unseen with
+    // GOAWAY(last_stream_id = 1) and closes; connection 2 answers everything.
+    std::thread::spawn(move || {
+        for (index, s) in l.incoming().take(2).enumerate() {
+            let Ok(mut s) = s else { return };
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut conn = Connection::new(Role::Server, Config::default());
+                let mut buf = vec![0u8; 65536];
+                let mut answered = 0;
+                loop {
+                    let out = conn.take_output();
+                    if s.write_all(&out).is_err() {
+                        return;
+                    }
+                    let n = match s.read(&mut buf) {
+                        Ok(n) if n > 0 => n,
+                        _ => return,
+                    };
+                    if conn.recv(&buf[..n], Instant::now()).is_err() {
+                        return;
+                    }
+                    while let Some(ev) = conn.poll_event() {
+                        let Event::Data {
+                            stream_id,
+                            end_stream: true,
+                            ..
+                        } = ev
+                        else {
+                            continue;
+                        };
+                        if index == 0 && answered == 1 {
+                            let mut out = conn.take_output();
+                            GoAway::new(1, Reason::NO_ERROR, "draining").encode(&mut out);
+                            let _ = s.write_all(&out);
+                            return;
+                        }
+                        answered += 1;
+                        let head = hs(&[(":status", "200"), ("content-type", "application/grpc")]);
+                        let _ = conn.send_headers(stream_id, &head, false);
+                        let _ = conn.send_data(stream_id, &framed(&[8, 5]), false);
+                        let _ = conn.send_headers(stream_id, &hs(&[("grpc-status", "0")]), true);
+                    }
+                }
+            });
+        }
+    });
+    let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
+    for _ in 0..2 {
+        let r: Num = ch
+            .unary("/x.Y/Z", Request::new(Num { n: 1 }).with_timeout(WAIT))
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.n, 5);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
