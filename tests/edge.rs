@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use grpc_sync::h2::conn::{Connection, Event, Role};
+use grpc_sync::h2::frame::StreamId;
 use grpc_sync::h2::hpack::Header;
 use grpc_sync::h2::settings::Config;
 use grpc_sync::{
@@ -332,21 +333,29 @@ fn client_deadline_is_enforced_locally_against_a_silent_server() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
-/// A scripted HTTP/2 server: answers every request with `respond`'s head, body and trailers.
-fn scripted_server(
-    respond: impl Fn() -> (Vec<Header>, Vec<u8>, Option<Vec<Header>>) + Send + Sync + 'static,
+/// Serves up to `conns` connections, each with a hand-driven server `Connection`.
+/// `on_request(connection index, request index on it, connection, stream, extra output)` runs
+/// once per complete request; it answers through the connection (or writes raw bytes into
+/// the extra output) and returns false to close the connection after that output.
+fn h2_server(
+    conns: usize,
+    on_request: impl Fn(usize, usize, &mut Connection, StreamId, &mut BytesMut) -> bool
+        + Send
+        + Sync
+        + 'static,
 ) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let respond = Arc::new(respond);
+    let on_request = Arc::new(on_request);
     std::thread::spawn(move || {
-        for s in l.incoming().take(8) {
+        for (index, s) in l.incoming().take(conns).enumerate() {
             let Ok(mut s) = s else { return };
-            let respond = respond.clone();
+            let on_request = on_request.clone();
             std::thread::spawn(move || {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                 let mut conn = Connection::new(Role::Server, Config::default());
                 let mut buf = vec![0u8; 65536];
+                let mut requests = 0;
                 loop {
                     let out = conn.take_output();
                     if s.write_all(&out).is_err() {
@@ -379,14 +388,14 @@ fn scripted_server(
                         if !end {
                             continue;
                         }
-                        let (head, body, trailers) = respond();
-                        let only_head = body.is_empty() && trailers.is_none();
-                        let _ = conn.send_headers(id, &head, only_head);
-                        if !body.is_empty() {
-                            let _ = conn.send_data(id, &body, trailers.is_none());
-                        }
-                        if let Some(t) = trailers {
-                            let _ = conn.send_headers(id, &t, true);
+                        let mut extra = BytesMut::new();
+                        let go_on = on_request(index, requests, &mut conn, id, &mut extra);
+                        requests += 1;
+                        if !go_on {
+                            let mut out = conn.take_output();
+                            out.extend_from_slice(&extra);
+                            let _ = s.write_all(&out);
+                            return;
                         }
                     }
                 }
@@ -394,6 +403,24 @@ fn scripted_server(
         }
     });
     port
+}
+
+/// A server answering every request with `respond`'s head, body and trailers.
+fn scripted_server(
+    respond: impl Fn() -> (Vec<Header>, Vec<u8>, Option<Vec<Header>>) + Send + Sync + 'static,
+) -> u16 {
+    h2_server(8, move |_, _, conn, id, _| {
+        let (head, body, trailers) = respond();
+        let only_head = body.is_empty() && trailers.is_none();
+        let _ = conn.send_headers(id, &head, only_head);
+        if !body.is_empty() {
+            let _ = conn.send_data(id, &body, trailers.is_none());
+        }
+        if let Some(t) = trailers {
+            let _ = conn.send_headers(id, &t, true);
+        }
+        true
+    })
 }
 
 fn call_scripted(port: u16) -> Status {
@@ -642,57 +669,23 @@ fn streaming_rpcs_per_connection_are_bounded() {
 fn streams_refused_by_goaway_are_retried_on_a_new_connection() {
     use grpc_sync::h2::error::Reason;
     use grpc_sync::h2::frame::GoAway;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
     let seen = connections.clone();
     // Connection 1 answers its first request, then refuses the second unseen with
     // GOAWAY(last_stream_id = 1) and closes; connection 2 answers everything.
-    std::thread::spawn(move || {
-        for (index, s) in l.incoming().take(2).enumerate() {
-            let Ok(mut s) = s else { return };
+    let port = h2_server(2, move |conn_index, request, conn, id, extra| {
+        if request == 0 {
             seen.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut conn = Connection::new(Role::Server, Config::default());
-                let mut buf = vec![0u8; 65536];
-                let mut answered = 0;
-                loop {
-                    let out = conn.take_output();
-                    if s.write_all(&out).is_err() {
-                        return;
-                    }
-                    let n = match s.read(&mut buf) {
-                        Ok(n) if n > 0 => n,
-                        _ => return,
-                    };
-                    if conn.recv(&buf[..n], Instant::now()).is_err() {
-                        return;
-                    }
-                    while let Some(ev) = conn.poll_event() {
-                        let Event::Data {
-                            stream_id,
-                            end_stream: true,
-                            ..
-                        } = ev
-                        else {
-                            continue;
-                        };
-                        if index == 0 && answered == 1 {
-                            let mut out = conn.take_output();
-                            GoAway::new(1, Reason::NO_ERROR, "draining").encode(&mut out);
-                            let _ = s.write_all(&out);
-                            return;
-                        }
-                        answered += 1;
-                        let head = hs(&[(":status", "200"), ("content-type", "application/grpc")]);
-                        let _ = conn.send_headers(stream_id, &head, false);
-                        let _ = conn.send_data(stream_id, &framed(&[8, 5]), false);
-                        let _ = conn.send_headers(stream_id, &hs(&[("grpc-status", "0")]), true);
-                    }
-                }
-            });
         }
+        if conn_index == 0 && request == 1 {
+            GoAway::new(1, Reason::NO_ERROR, "draining").encode(extra);
+            return false;
+        }
+        let head = hs(&[(":status", "200"), ("content-type", "application/grpc")]);
+        let _ = conn.send_headers(id, &head, false);
+        let _ = conn.send_data(id, &framed(&[8, 5]), false);
+        let _ = conn.send_headers(id, &hs(&[("grpc-status", "0")]), true);
+        true
     });
     let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
     for _ in 0..2 {

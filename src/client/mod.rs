@@ -136,10 +136,6 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
-    Header::new(Bytes::from_static(name), Bytes::from_static(value))
-}
-
 /// The status for a stream that failed under a call.
 fn stream_status(e: &StreamError) -> Status {
     match e {
@@ -148,14 +144,7 @@ fn stream_status(e: &StreamError) -> Status {
                 return Status::cancelled("Locally cancelled by application!");
             }
             // gRPC's RST_STREAM error code mapping (PROTOCOL-HTTP2).
-            let code = match *reason {
-                Reason::CANCEL => Code::Cancelled,
-                Reason::REFUSED_STREAM => Code::Unavailable,
-                Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-                Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-                _ => Code::Internal,
-            };
-            Status::new(code, format!("stream reset by the server with {reason}"))
+            Status::from_h2_reason(reason.0)
         }
         StreamError::Lost(l) => Status::unavailable(l.to_string()),
         StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
@@ -163,12 +152,6 @@ fn stream_status(e: &StreamError) -> Status {
             Status::unavailable("the server is going away and did not process the call (GOAWAY)")
         }
     }
-}
-
-fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
-    h.iter()
-        .find(|x| x.name.as_ref() == name)
-        .map(|x| x.value.as_ref())
 }
 
 /// Reads a response: head, messages, trailers, status. Shared by every call kind.
@@ -240,10 +223,10 @@ impl ResponseReader {
             Ok(h) => h,
             Err(e) => return Err(self.stream_failed(&e)),
         };
-        let http = header(&head, b":status")
+        let http = Header::find(&head, b":status")
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(|s| s.parse::<u16>().ok());
-        let has_status = header(&head, b"grpc-status").is_some();
+        let has_status = Header::find(&head, b"grpc-status").is_some();
         if http != Some(200) {
             let s = if has_status {
                 Status::from_trailers(&head)
@@ -265,7 +248,7 @@ impl ResponseReader {
             self.status = Some(s);
             return Ok(());
         }
-        let ct = header(&head, b"content-type").unwrap_or(b"");
+        let ct = Header::find(&head, b"content-type").unwrap_or(b"");
         if !ct.starts_with(b"application/grpc") {
             let s = Status::unknown(format!(
                 "the server answered with content-type {:?}, not application/grpc",
@@ -527,8 +510,8 @@ impl Channel {
         deadline: Option<Instant>,
     ) -> Vec<Header> {
         let mut h = Vec::with_capacity(8 + opts.metadata.len());
-        h.push(hdr(b":method", b"POST"));
-        h.push(hdr(b":scheme", b"http"));
+        h.push(Header::from_static(b":method", b"POST"));
+        h.push(Header::from_static(b":scheme", b"http"));
         h.push(Header::new(
             Bytes::from_static(b":path"),
             Bytes::from_static(path.as_bytes()),
@@ -537,8 +520,8 @@ impl Channel {
             Bytes::from_static(b":authority"),
             self.inner.authority.clone(),
         ));
-        h.push(hdr(b"content-type", b"application/grpc"));
-        h.push(hdr(b"te", b"trailers"));
+        h.push(Header::from_static(b"content-type", b"application/grpc"));
+        h.push(Header::from_static(b"te", b"trailers"));
         h.push(Header::new(
             Bytes::from_static(b"user-agent"),
             self.inner.user_agent.clone(),

@@ -138,21 +138,11 @@ struct ServerDispatcher {
     streaming: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
-    h.iter()
-        .find(|x| x.name.as_ref() == name)
-        .map(|x| x.value.as_ref())
-}
-
-fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
-    Header::new(Bytes::from_static(name), Bytes::from_static(value))
-}
-
 /// Sends a trailers-only response from the reader thread (an RPC that never reached a handler).
 fn respond_status(st: &mut State, id: StreamId, status: &Status, extra: &[Header]) {
     let mut h = vec![
-        hdr(b":status", b"200"),
-        hdr(b"content-type", b"application/grpc"),
+        Header::from_static(b":status", b"200"),
+        Header::from_static(b"content-type", b"application/grpc"),
     ];
     h.extend_from_slice(extra);
     status.to_trailers(&mut h);
@@ -178,8 +168,8 @@ fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
 /// Answers a request that is not gRPC at all with HTTP 415 and a plain-text explanation.
 fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
     let h = [
-        hdr(b":status", b"415"),
-        hdr(b"content-type", b"text/plain; charset=utf-8"),
+        Header::from_static(b":status", b"415"),
+        Header::from_static(b"content-type", b"text/plain; charset=utf-8"),
     ];
     if let Some(slot) = st.streams.get_mut(&id) {
         slot.sent_end = true;
@@ -197,8 +187,8 @@ fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
 
 impl ServerDispatcher {
     fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<Admitted> {
-        let method = header(head, b":method").unwrap_or(b"");
-        let ct = header(head, b"content-type").unwrap_or(b"");
+        let method = Header::find(head, b":method").unwrap_or(b"");
+        let ct = Header::find(head, b"content-type").unwrap_or(b"");
         if method != b"POST" {
             respond_not_grpc(st, id, "the method must be POST");
             return None;
@@ -210,7 +200,8 @@ impl ServerDispatcher {
             respond_not_grpc(st, id, "the content-type must be application/grpc");
             return None;
         }
-        let path = String::from_utf8_lossy(header(head, b":path").unwrap_or(b"")).into_owned();
+        let path =
+            String::from_utf8_lossy(Header::find(head, b":path").unwrap_or(b"")).into_owned();
         let Some(m) = self.core.methods.get(&path).cloned() else {
             let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
             let msg = if self.core.services.contains(svc) {
@@ -221,7 +212,7 @@ impl ServerDispatcher {
             respond_status(st, id, &Status::unimplemented(msg), &[]);
             return None;
         };
-        if let Some(enc) = header(head, b"grpc-encoding") {
+        if let Some(enc) = Header::find(head, b"grpc-encoding") {
             if enc != b"identity" {
                 let msg = format!(
                     "compression {} is not supported; this server accepts identity",
@@ -231,12 +222,12 @@ impl ServerDispatcher {
                     st,
                     id,
                     &Status::unimplemented(msg),
-                    &[hdr(b"grpc-accept-encoding", b"identity")],
+                    &[Header::from_static(b"grpc-accept-encoding", b"identity")],
                 );
                 return None;
             }
         }
-        let deadline = match header(head, b"grpc-timeout") {
+        let deadline = match Header::find(head, b"grpc-timeout") {
             None => None,
             Some(v) => match decode_grpc_timeout(v) {
                 Ok(d) => Some(Instant::now() + d),
@@ -588,8 +579,8 @@ impl Dispatcher for ServerDispatcher {
                 }
                 let mut h = Vec::new();
                 if !slot.sent_head {
-                    h.push(hdr(b":status", b"200"));
-                    h.push(hdr(b"content-type", b"application/grpc"));
+                    h.push(Header::from_static(b":status", b"200"));
+                    h.push(Header::from_static(b"content-type", b"application/grpc"));
                 }
                 status.to_trailers(&mut h);
                 slot.sent_end = true;

@@ -195,14 +195,8 @@ impl ServerContext {
     /// The response head: `:status 200`, content-type and the initial metadata.
     fn head(initial: &MetadataMap) -> Vec<Header> {
         let mut h = Vec::with_capacity(2 + initial.len());
-        h.push(Header::new(
-            Bytes::from_static(b":status"),
-            Bytes::from_static(b"200"),
-        ));
-        h.push(Header::new(
-            Bytes::from_static(b"content-type"),
-            Bytes::from_static(b"application/grpc"),
-        ));
+        h.push(Header::from_static(b":status", b"200"));
+        h.push(Header::from_static(b"content-type", b"application/grpc"));
         initial.to_headers(&mut h);
         h
     }
