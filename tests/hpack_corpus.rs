@@ -15,230 +15,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::BytesMut;
 use grpc_sync::h2::hpack::{Decoder, Encoder, Header};
 
-// ---------------------------------------------------------------------------------------------
-// A tiny JSON reader: enough for the corpus files (objects, arrays, strings, integers).
-
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(f64),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_array(&self) -> Option<&[Json]> {
-        match self {
-            Json::Array(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn as_usize(&self) -> Option<usize> {
-        match self {
-            Json::Number(n) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as usize),
-            _ => None,
-        }
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn parse(text: &str) -> Result<Json, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            pos: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.pos != p.s.len() {
-            return Err(p.err("trailing characters"));
-        }
-        Ok(v)
-    }
-
-    fn err(&self, what: &str) -> String {
-        format!("JSON: {what} at byte {}", self.pos)
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.s.get(self.pos), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, b: u8) -> Result<(), String> {
-        self.ws();
-        if self.s.get(self.pos) == Some(&b) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.err(&format!("expected '{}'", b as char)))
-        }
-    }
-
-    fn literal(&mut self, word: &str, v: Json) -> Result<Json, String> {
-        if self.s[self.pos..].starts_with(word.as_bytes()) {
-            self.pos += word.len();
-            Ok(v)
-        } else {
-            Err(self.err("unknown literal"))
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.pos) {
-            Some(b'{') => {
-                self.pos += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.s.get(self.pos) == Some(&b'}') {
-                    self.pos += 1;
-                    return Ok(Json::Object(fields));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.eat(b':')?;
-                    fields.push((key, self.value()?));
-                    self.ws();
-                    match self.s.get(self.pos) {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(Json::Object(fields));
-                        }
-                        _ => return Err(self.err("expected ',' or '}'")),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.s.get(self.pos) == Some(&b']') {
-                    self.pos += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    match self.s.get(self.pos) {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        _ => return Err(self.err("expected ',' or ']'")),
-                    }
-                }
-            }
-            Some(b'"') => Ok(Json::String(self.string()?)),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'n') => self.literal("null", Json::Null),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.pos;
-                while matches!(
-                    self.s.get(self.pos),
-                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                ) {
-                    self.pos += 1;
-                }
-                let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap();
-                text.parse()
-                    .map(Json::Number)
-                    .map_err(|_| self.err("bad number"))
-            }
-            _ => Err(self.err("expected a value")),
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self
-            .s
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.err("short \\u escape"))?;
-        let text = std::str::from_utf8(digits).map_err(|_| self.err("bad \\u escape"))?;
-        let v = u32::from_str_radix(text, 16).map_err(|_| self.err("bad \\u escape"))?;
-        self.pos += 4;
-        Ok(v)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.eat(b'"')?;
-        let mut out: Vec<u8> = Vec::new();
-        loop {
-            let b = *self
-                .s
-                .get(self.pos)
-                .ok_or_else(|| self.err("open string"))?;
-            self.pos += 1;
-            match b {
-                b'"' => return String::from_utf8(out).map_err(|_| self.err("bad UTF-8")),
-                b'\\' => {
-                    let e = *self
-                        .s
-                        .get(self.pos)
-                        .ok_or_else(|| self.err("open escape"))?;
-                    self.pos += 1;
-                    let c = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let mut code = self.hex4()?;
-                            if (0xd800..0xdc00).contains(&code)
-                                && self.s[self.pos..].starts_with(b"\\u")
-                            {
-                                self.pos += 2;
-                                let low = self.hex4()?;
-                                code = 0x10000
-                                    + ((code - 0xd800) << 10)
-                                    + (low.wrapping_sub(0xdc00) & 0x3ff);
-                            }
-                            char::from_u32(code).ok_or_else(|| self.err("bad code point"))?
-                        }
-                        _ => return Err(self.err("unknown escape")),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-                _ => out.push(b),
-            }
-        }
-    }
-}
+// The JSON reader is the examples' (no serde in this workspace).
+#[path = "../examples/common/json.rs"]
+#[allow(dead_code)]
+mod json;
+use json::Json;
 
 #[test]
 fn json_reader_reads_what_the_corpus_uses() {
-    let v = Parser::parse(
+    let v = json::parse(
         r#" {"a": [1, 2.5, -3], "b": "x\"\\\/\u00e9\ud83d\ude00", "c": {}, "d": [], "e": true, "f": null} "#,
     )
     .unwrap();
@@ -246,8 +31,8 @@ fn json_reader_reads_what_the_corpus_uses() {
     assert_eq!(v.get("b").unwrap().as_str(), Some("x\"\\/\u{e9}\u{1f600}"));
     assert_eq!(v.get("e"), Some(&Json::Bool(true)));
     assert_eq!(v.get("f"), Some(&Json::Null));
-    assert!(Parser::parse("{\"a\": }").is_err());
-    assert!(Parser::parse("[1, 2").is_err());
+    assert!(json::parse("{\"a\": }").is_err());
+    assert!(json::parse("[1, 2").is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +57,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 
 fn read_story(path: &Path) -> Result<Vec<Case>, String> {
     let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let json = Parser::parse(&text)?;
+    let json = json::parse(&text)?;
     let cases = json
         .get("cases")
         .and_then(Json::as_array)

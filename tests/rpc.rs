@@ -109,15 +109,16 @@ fn math_service(probe: Probe) -> Service {
             Ok(it)
         })
         .server_streaming_fn("Forever", move |_m: Num, ctx: &ServerContext| {
+            // The event comes however the call ends: the worker may notice the cancel through
+            // is_active() or through a failed send, and then stops pulling this iterator.
             let p = p2.clone();
+            ctx.add_callback(move || {
+                let _ = p.tx.send("forever ended".into());
+            });
             let it: ResponseStream<'_, Num> = Box::new(
                 (0..)
                     .take_while(move |_| ctx.is_active())
-                    .map(|i| Ok(num(i)))
-                    .chain(std::iter::from_fn(move || {
-                        let _ = p.tx.send("forever ended".into());
-                        None
-                    })),
+                    .map(|i| Ok(num(i))),
             );
             Ok(it)
         })

@@ -101,7 +101,7 @@ impl demo_server::Demo for DemoService {
         // The seed would crash on an unknown city; say NOT_FOUND instead.
         let subjects = self
             .subjects(&request.name)
-            .ok_or_else(|| Status::not_found(format!("unknown city {:?}", request.name)))?;
+            .ok_or_else(|| Status::not_found(format!("unknown city: {}", request.name)))?;
         Ok(Box::new(subjects.iter().map(|name| {
             Ok(pb::Subject {
                 name: name.to_string(),

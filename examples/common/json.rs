@@ -1,4 +1,5 @@
-//! A minimal JSON reader, enough for `route_guide_db.json`.
+//! A minimal JSON reader, enough for `route_guide_db.json` (and, through `#[path]`, the
+//! HPACK corpus test's story files).
 //!
 //! The examples avoid a serde dependency; the database is a fixed, trusted file, so a small
 //! recursive-descent parser is all that is needed. Numbers are kept as their source text so
@@ -30,6 +31,22 @@ impl Json {
     pub fn as_i32(&self) -> Option<i32> {
         match self {
             Json::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a non-negative integer, if it is one.
+    pub fn as_usize(&self) -> Option<usize> {
+        match self {
+            Json::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The items, if it is an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod cal;
 pub mod calculator;
+pub mod checks;
 pub mod compute;
 pub mod contact;
 pub mod format_data;

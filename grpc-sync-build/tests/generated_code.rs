@@ -1,4 +1,4 @@
-//! Compiles the committed generated code (`tests/generated/`, kept up to date by
+//! Compiles the committed generated code (`tests/generated/` and `examples/generated/`, kept up to date by
 //! `tests/generate.rs`) against a COMPILE-CHECK HARNESS — a fake `grpc_sync` with the contract's
 //! API (`tests/support/fake_runtime.rs`), not the real runtime — and checks through it that:
 //! every generated server registers its methods under the right names and kinds, unimplemented
@@ -19,13 +19,13 @@ pub use fake_runtime::*;
 /// The generated code of every proto of the project, one module per golden case.
 pub mod gen {
     pub mod helloworld {
-        include!("generated/helloworld/helloworld.rs");
+        include!("../../examples/generated/helloworld.rs");
     }
     pub mod bench {
         include!("generated/bench/helloworld.rs");
     }
     pub mod route_guide {
-        include!("generated/route_guide/routeguide.rs");
+        include!("../../examples/generated/route_guide.rs");
     }
     pub mod route_guide_server_only {
         include!("generated/route_guide_server_only/routeguide.rs");
@@ -34,25 +34,25 @@ pub mod gen {
         include!("generated/route_guide_client_only/routeguide.rs");
     }
     pub mod calculator {
-        include!("generated/calculator/calculator.rs");
+        include!("../../examples/generated/calculator.rs");
     }
     pub mod compute {
-        include!("generated/compute/compute.rs");
+        include!("../../examples/generated/compute.rs");
     }
     pub mod contact {
-        include!("generated/contact/contact.rs");
+        include!("../../examples/generated/contact.rs");
     }
     pub mod format_data {
-        include!("generated/format_data/example.rs");
+        include!("../../examples/generated/format_data.rs");
     }
     pub mod simple_cal {
-        include!("generated/simple_cal/simple_cal.rs");
+        include!("../../examples/generated/simple_cal.rs");
     }
     pub mod streams {
-        include!("generated/streams/test.rs");
+        include!("../../examples/generated/streams.rs");
     }
     pub mod grpc_testing {
-        include!("generated/grpc_testing/grpc.testing.rs");
+        include!("../../examples/generated/grpc_testing.rs");
     }
     // codegen.common and codegen.features, through the generated include file.
     include!("generated/codegen/mod.rs");

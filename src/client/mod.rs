@@ -148,10 +148,6 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
-    Header::new(Bytes::from_static(name), Bytes::from_static(value))
-}
-
 /// The status for a stream that failed under a call.
 fn stream_status(e: &StreamError) -> Status {
     match e {
@@ -160,14 +156,7 @@ fn stream_status(e: &StreamError) -> Status {
                 return Status::cancelled("Locally cancelled by application!");
             }
             // gRPC's RST_STREAM error code mapping (PROTOCOL-HTTP2).
-            let code = match *reason {
-                Reason::CANCEL => Code::Cancelled,
-                Reason::REFUSED_STREAM => Code::Unavailable,
-                Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-                Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-                _ => Code::Internal,
-            };
-            Status::new(code, format!("stream reset by the server with {reason}"))
+            Status::from_h2_reason(reason.0)
         }
         StreamError::Lost(l) => Status::unavailable(l.to_string()),
         StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
@@ -175,12 +164,6 @@ fn stream_status(e: &StreamError) -> Status {
             Status::unavailable("the server is going away and did not process the call (GOAWAY)")
         }
     }
-}
-
-fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
-    h.iter()
-        .find(|x| x.name.as_ref() == name)
-        .map(|x| x.value.as_ref())
 }
 
 /// Reads a response: head, messages, trailers, status. Shared by every call kind.
@@ -194,6 +177,9 @@ pub(crate) struct ResponseReader {
     status: Option<Status>,
     /// Set by a request-sender thread that failed (for example a message over the send limit).
     sender_error: Option<Arc<std::sync::Mutex<Option<Status>>>>,
+    /// The server never processed the stream (REFUSED_STREAM, or above a GOAWAY's last id):
+    /// the call is safe to retry on another stream.
+    refused: bool,
 }
 
 impl ResponseReader {
@@ -206,6 +192,7 @@ impl ResponseReader {
             trailing: None,
             status: None,
             sender_error: None,
+            refused: false,
         }
     }
 
@@ -219,6 +206,14 @@ impl ResponseReader {
     }
 
     fn stream_failed(&mut self, e: &StreamError) -> Status {
+        self.refused = matches!(
+            e,
+            StreamError::Refused
+                | StreamError::Reset {
+                    reason: Reason::REFUSED_STREAM,
+                    remote: true,
+                }
+        );
         let sent = self
             .sender_error
             .as_ref()
@@ -240,10 +235,10 @@ impl ResponseReader {
             Ok(h) => h,
             Err(e) => return Err(self.stream_failed(&e)),
         };
-        let http = header(&head, b":status")
+        let http = Header::find(&head, b":status")
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(|s| s.parse::<u16>().ok());
-        let has_status = header(&head, b"grpc-status").is_some();
+        let has_status = Header::find(&head, b"grpc-status").is_some();
         if http != Some(200) {
             let s = if has_status {
                 Status::from_trailers(&head)
@@ -265,7 +260,7 @@ impl ResponseReader {
             self.status = Some(s);
             return Ok(());
         }
-        let ct = header(&head, b"content-type").unwrap_or(b"");
+        let ct = Header::find(&head, b"content-type").unwrap_or(b"");
         if !ct.starts_with(b"application/grpc") {
             let s = Status::unknown(format!(
                 "the server answered with content-type {:?}, not application/grpc",
@@ -273,7 +268,7 @@ impl ResponseReader {
             ));
             return Err(self.fail(s));
         }
-        if let Some(enc) = header(&head, b"grpc-encoding") {
+        if let Some(enc) = Header::find(&head, b"grpc-encoding") {
             match CompressionEncoding::from_name(enc) {
                 Some(e) => self.decoder.set_encoding(Some(e)),
                 None => {
@@ -325,7 +320,7 @@ impl ResponseReader {
     }
 
     /// Reads exactly one message and the status (unary and client-streaming responses).
-    fn read_unary(mut self) -> Result<Response<Bytes>, Status> {
+    fn read_unary(&mut self) -> Result<Response<Bytes>, Status> {
         let first = match self.next_message() {
             Some(Ok(m)) => m,
             Some(Err(s)) => return Err(s),
@@ -560,8 +555,8 @@ impl Channel {
         deadline: Option<Instant>,
     ) -> Vec<Header> {
         let mut h = Vec::with_capacity(8 + opts.metadata.len());
-        h.push(hdr(b":method", b"POST"));
-        h.push(hdr(b":scheme", b"http"));
+        h.push(Header::from_static(b":method", b"POST"));
+        h.push(Header::from_static(b":scheme", b"http"));
         h.push(Header::new(
             Bytes::from_static(b":path"),
             Bytes::from_static(path.as_bytes()),
@@ -570,8 +565,8 @@ impl Channel {
             Bytes::from_static(b":authority"),
             self.inner.authority.clone(),
         ));
-        h.push(hdr(b"content-type", b"application/grpc"));
-        h.push(hdr(b"te", b"trailers"));
+        h.push(Header::from_static(b"content-type", b"application/grpc"));
+        h.push(Header::from_static(b"te", b"trailers"));
         h.push(Header::new(
             Bytes::from_static(b"user-agent"),
             self.inner.user_agent.clone(),
@@ -676,7 +671,8 @@ impl Channel {
         Ok(buf)
     }
 
-    /// Sends one request and reads the whole response, retrying once if a GOAWAY refused it.
+    /// Sends one request and reads the whole response, retrying when the server refused the
+    /// stream unseen.
     fn unary_raw(
         &self,
         path: &'static str,
@@ -684,18 +680,15 @@ impl Channel {
         opts: &CallOptions,
     ) -> Result<Response<Bytes>, Status> {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
+        // The server saw nothing of a refused stream, so the request can go again; a few
+        // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
+        // than the client assumed before the server's SETTINGS arrived).
         let mut tries = 0;
         loop {
             let handle = self.open(path, opts, deadline, Some(framed))?;
-            let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+            let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
             match reader.read_unary() {
-                Err(s)
-                    if s.code() == Code::Unavailable
-                        && s.message().contains("GOAWAY")
-                        && tries < 2 =>
-                {
-                    tries += 1;
-                }
+                Err(_) if reader.refused && tries < 5 => tries += 1,
                 other => return other,
             }
         }
@@ -745,7 +738,7 @@ impl Channel {
         CallFuture::pending(
             probe,
             Box::new(move |_| {
-                let reader = ResponseReader::new(handle, max_recv, deadline);
+                let mut reader = ResponseReader::new(handle, max_recv, deadline);
                 reader.read_unary()?.try_map(decode)
             }),
         )
@@ -814,7 +807,7 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let reader = self.start_streaming(path, iter, &opts)?;
+        let mut reader = self.start_streaming(path, iter, &opts)?;
         reader.read_unary()?.try_map(decode)
     }
 
@@ -830,7 +823,7 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let reader = match self.start_streaming(path, iter, &opts) {
+        let mut reader = match self.start_streaming(path, iter, &opts) {
             Ok(r) => r,
             Err(s) => return CallFuture::ready(Err(s)),
         };

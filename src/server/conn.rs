@@ -145,21 +145,11 @@ struct ServerDispatcher {
     streaming: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn header<'a>(h: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
-    h.iter()
-        .find(|x| x.name.as_ref() == name)
-        .map(|x| x.value.as_ref())
-}
-
-fn hdr(name: &'static [u8], value: &'static [u8]) -> Header {
-    Header::new(Bytes::from_static(name), Bytes::from_static(value))
-}
-
 /// Sends a trailers-only response from the reader thread (an RPC that never reached a handler).
 fn respond_status(st: &mut State, id: StreamId, status: &Status, extra: &[Header]) {
     let mut h = vec![
-        hdr(b":status", b"200"),
-        hdr(b"content-type", b"application/grpc"),
+        Header::from_static(b":status", b"200"),
+        Header::from_static(b"content-type", b"application/grpc"),
     ];
     h.extend_from_slice(extra);
     status.to_trailers(&mut h);
@@ -185,8 +175,8 @@ fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
 /// Answers a request that is not gRPC at all with HTTP 415 and a plain-text explanation.
 fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
     let h = [
-        hdr(b":status", b"415"),
-        hdr(b"content-type", b"text/plain; charset=utf-8"),
+        Header::from_static(b":status", b"415"),
+        Header::from_static(b"content-type", b"text/plain; charset=utf-8"),
     ];
     if let Some(slot) = st.streams.get_mut(&id) {
         slot.sent_end = true;
@@ -204,8 +194,8 @@ fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
 
 impl ServerDispatcher {
     fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<Admitted> {
-        let method = header(head, b":method").unwrap_or(b"");
-        let ct = header(head, b"content-type").unwrap_or(b"");
+        let method = Header::find(head, b":method").unwrap_or(b"");
+        let ct = Header::find(head, b"content-type").unwrap_or(b"");
         if method != b"POST" {
             respond_not_grpc(st, id, "the method must be POST");
             return None;
@@ -217,7 +207,8 @@ impl ServerDispatcher {
             respond_not_grpc(st, id, "the content-type must be application/grpc");
             return None;
         }
-        let path = String::from_utf8_lossy(header(head, b":path").unwrap_or(b"")).into_owned();
+        let path =
+            String::from_utf8_lossy(Header::find(head, b":path").unwrap_or(b"")).into_owned();
         let Some(m) = self.core.methods.get(&path).cloned() else {
             let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
             let msg = if self.core.services.contains(svc) {
@@ -228,7 +219,7 @@ impl ServerDispatcher {
             respond_status(st, id, &Status::unimplemented(msg), &[]);
             return None;
         };
-        let request_encoding = match header(head, b"grpc-encoding") {
+        let request_encoding = match Header::find(head, b"grpc-encoding") {
             None => None,
             Some(enc) => match CompressionEncoding::from_name(enc) {
                 Some(e) => Some(e).filter(|e| e.is_compressed()),
@@ -241,14 +232,17 @@ impl ServerDispatcher {
                         st,
                         id,
                         &Status::unimplemented(msg),
-                        &[hdr(b"grpc-accept-encoding", ACCEPT_ENCODING.as_bytes())],
+                        &[Header::from_static(
+                            b"grpc-accept-encoding",
+                            ACCEPT_ENCODING.as_bytes(),
+                        )],
                     );
                     return None;
                 }
             },
         };
-        let accept = AcceptEncoding::parse(header(head, b"grpc-accept-encoding"));
-        let deadline = match header(head, b"grpc-timeout") {
+        let accept = AcceptEncoding::parse(Header::find(head, b"grpc-accept-encoding"));
+        let deadline = match Header::find(head, b"grpc-timeout") {
             None => None,
             Some(v) => match decode_grpc_timeout(v) {
                 Ok(d) => Some(Instant::now() + d),
@@ -283,11 +277,11 @@ impl ServerDispatcher {
         } else {
             self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
         }
-        if !m.single_request() {
-            let held = self.streaming.load(Ordering::Acquire);
-            if held >= self.core.config.max_streaming_rpcs_per_connection {
+        if m.streams() {
+            let limit = self.core.config.max_streaming_rpcs_per_connection;
+            if self.streaming.load(Ordering::Acquire) >= limit {
                 self.core.end_rpc();
-                let msg = format!("too many streaming RPCs on this connection (limit {held})");
+                let msg = format!("too many streaming RPCs on this connection (limit {limit})");
                 respond_status(st, id, &Status::resource_exhausted(msg), &[]);
                 return None;
             }
@@ -345,7 +339,7 @@ impl ServerDispatcher {
         );
         let max_recv = core.config.max_receive_message_length;
         let streaming = self.streaming.clone();
-        let holds_stream = !method.single_request();
+        let holds_stream = method.streams();
         if holds_stream {
             streaming.fetch_add(1, Ordering::AcqRel);
         }
@@ -626,8 +620,8 @@ impl Dispatcher for ServerDispatcher {
                 }
                 let mut h = Vec::new();
                 if !slot.sent_head {
-                    h.push(hdr(b":status", b"200"));
-                    h.push(hdr(b"content-type", b"application/grpc"));
+                    h.push(Header::from_static(b":status", b"200"));
+                    h.push(Header::from_static(b"content-type", b"application/grpc"));
                 }
                 status.to_trailers(&mut h);
                 slot.sent_end = true;

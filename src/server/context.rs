@@ -309,24 +309,15 @@ impl ServerContext {
     /// the response coding.
     fn head(&self, initial: &MetadataMap) -> Vec<Header> {
         let mut h = Vec::with_capacity(4 + initial.len());
-        h.push(Header::new(
-            Bytes::from_static(b":status"),
-            Bytes::from_static(b"200"),
-        ));
-        h.push(Header::new(
-            Bytes::from_static(b"content-type"),
-            Bytes::from_static(b"application/grpc"),
-        ));
+        h.push(Header::from_static(b":status", b"200"));
+        h.push(Header::from_static(b"content-type", b"application/grpc"));
         self.encoding_fixed.store(true, Ordering::Release);
         if let Some(e) = self.compression() {
-            h.push(Header::new(
-                Bytes::from_static(b"grpc-encoding"),
-                Bytes::from_static(e.as_str().as_bytes()),
-            ));
+            h.push(Header::from_static(b"grpc-encoding", e.as_str().as_bytes()));
         }
-        h.push(Header::new(
-            Bytes::from_static(b"grpc-accept-encoding"),
-            Bytes::from_static(ACCEPT_ENCODING.as_bytes()),
+        h.push(Header::from_static(
+            b"grpc-accept-encoding",
+            ACCEPT_ENCODING.as_bytes(),
         ));
         initial.to_headers(&mut h);
         h

@@ -118,6 +118,11 @@ impl Method {
     pub fn single_request(&self) -> bool {
         matches!(self, Method::Unary(_) | Method::ServerStreaming(_))
     }
+
+    /// Whether the handler holds its worker for the life of a stream (every kind but unary).
+    pub fn streams(&self) -> bool {
+        !matches!(self, Method::Unary(_))
+    }
 }
 
 fn decode<T: Message + Default>(bytes: Bytes) -> Result<T, Status> {

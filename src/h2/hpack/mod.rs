@@ -58,6 +58,19 @@ pub struct Header {
 }
 
 impl Header {
+    /// A field from two static byte strings, without allocating.
+    pub fn from_static(name: &'static [u8], value: &'static [u8]) -> Header {
+        Header::new(Bytes::from_static(name), Bytes::from_static(value))
+    }
+
+    /// The value of the first field named `name` in `headers`.
+    pub fn find<'a>(headers: &'a [Header], name: &[u8]) -> Option<&'a [u8]> {
+        headers
+            .iter()
+            .find(|h| h.name.as_ref() == name)
+            .map(|h| h.value.as_ref())
+    }
+
     /// Creates a field that may be indexed.
     pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Header {
         Header {
