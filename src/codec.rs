@@ -6,6 +6,10 @@
 //! Receiving: a [`MessageDecoder`] takes the DATA payloads of one stream as they come, split
 //! anywhere, and gives back whole messages; [`decode_message`] turns one into a prost type.
 //!
+//! Compression: [`encode_message_with`] compresses a message and sets its flag;
+//! [`MessageDecoder::set_encoding`] names the coding of the messages received compressed,
+//! which come back inflated (never past the receive limit). See [`crate::compression`].
+//!
 //! ```
 //! use bytes::{Bytes, BytesMut};
 //! use grpc_sync::codec::{encode_raw_message, MessageDecoder};

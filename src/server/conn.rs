@@ -628,8 +628,14 @@ impl Dispatcher for ServerDispatcher {
                 slot.sent_head = true;
                 slot.reset = Some(StreamError::Timeout);
                 slot.cv.notify_all();
+                let client_done = slot.end;
                 let _ = st.conn.send_headers(id, &h, true);
-                st.conn.reset(id, Reason::CANCEL);
+                if !client_done {
+                    // The status is in the trailers; NO_ERROR (as grpc-go sends) only tells the
+                    // client to stop sending. A CANCEL here races the trailers in grpc-core,
+                    // which then reports CANCELLED instead of DEADLINE_EXCEEDED.
+                    st.conn.reset(id, Reason::NO_ERROR);
+                }
             }
         }
         // Forget finished calls now and then so the map does not grow.
