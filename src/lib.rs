@@ -35,3 +35,7 @@ pub use server::{
 };
 pub use status::{Code, Status};
 pub use streaming::Streaming;
+pub use transport::tls::{
+    AuthContext, ChannelCredentials, ClientAuth, HandshakeError, PeerIdentity, ServerCredentials,
+    SubjectAltName, TlsError,
+};

@@ -12,6 +12,7 @@ use crate::h2::hpack::Header;
 use crate::metadata::MetadataMap;
 use crate::status::{Code, Status};
 use crate::transport::driver::{lock, StreamError, StreamHandle};
+use crate::transport::tls::{AuthContext, PeerIdentity};
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
 
@@ -65,6 +66,7 @@ pub struct ServerContext {
     method: String,
     deadline: Option<Instant>,
     max_send: usize,
+    auth: Option<Arc<AuthContext>>,
 }
 
 impl ServerContext {
@@ -85,7 +87,27 @@ impl ServerContext {
             method,
             deadline,
             max_send,
+            auth: None,
         }
+    }
+
+    /// Attaches what TLS established about the connection.
+    pub(crate) fn with_auth(mut self, auth: Option<Arc<AuthContext>>) -> ServerContext {
+        self.auth = auth;
+        self
+    }
+
+    /// What TLS established about the client (grpcio's `auth_context()`): protocol, cipher
+    /// suite and, when the client presented a verified certificate, its identity (subject and
+    /// subject alternative names). `None` on an insecure port.
+    pub fn auth_context(&self) -> Option<&AuthContext> {
+        self.auth.as_deref()
+    }
+
+    /// The client's verified certificate identity (mutual TLS), if any: grpcio's
+    /// `peer_identities()`.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.auth.as_deref().and_then(|a| a.peer_identity())
     }
 
     /// The client's metadata (grpcio's `invocation_metadata()`).
