@@ -530,6 +530,8 @@ pub(crate) struct TlsReader {
     pos: usize,
     end: usize,
     eof: bool,
+    /// Whether any application data came: a close before that is worth explaining.
+    got_data: bool,
     scratch: Vec<u8>,
 }
 
@@ -574,7 +576,16 @@ impl Read for TlsReader {
                 drop(tls);
             }
             if filled > 0 {
+                self.got_data = true;
                 return Ok(filled);
+            }
+            if (closed || self.eof) && !self.got_data {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the TLS connection right after the handshake, before \
+                     sending anything: did it reject our certificate, or require a client \
+                     certificate we did not send?",
+                ));
             }
             if closed || self.eof {
                 return Ok(0);
@@ -629,9 +640,8 @@ pub(crate) struct Established {
 fn looks_like(first: &[u8]) -> &'static str {
     if first.starts_with(b"PRI * HTTP/2") {
         "a plaintext HTTP/2 connection preface (a client without TLS?)"
-    } else if first.iter().take(8).all(|b| b.is_ascii_uppercase())
-        && first.len() > 3
-        && first.iter().take(16).any(|b| *b == b' ')
+    } else if first.iter().take_while(|b| b.is_ascii_uppercase()).count() >= 3
+        && first.iter().find(|b| !b.is_ascii_uppercase()) == Some(&b' ')
     {
         "a plaintext HTTP/1 request"
     } else {
@@ -725,6 +735,7 @@ fn handshake(
             pos: 0,
             end: 0,
             eof: false,
+            got_data: false,
             scratch: Vec::new(),
         },
         writer: TlsWriter {

@@ -265,6 +265,18 @@ pub fn run_client_args<S: AsRef<OsStr>>(
     run_with_deadline(cmd, CLIENT_DEADLINE, "clients.py")
 }
 
+/// Runs another script of `tests/python` (for example `tls_client.py`) with `--gen`, `--db`
+/// and `args`, killing it after [`CLIENT_DEADLINE`].
+pub fn run_script<S: AsRef<OsStr>>(script: &str, args: &[S]) -> Output {
+    let mut cmd = python_command(script);
+    cmd.arg("--gen")
+        .arg(gen_dir())
+        .arg("--db")
+        .arg(route_guide_db())
+        .args(args);
+    run_with_deadline(cmd, CLIENT_DEADLINE, script)
+}
+
 /// A running `servers.py`, killed when dropped.
 pub struct PythonServer {
     child: Child,
@@ -282,8 +294,15 @@ impl PythonServer {
     /// If the server cannot start, exits, or prints no `PORT` line within [`PORT_DEADLINE`];
     /// the message carries what it wrote to stderr.
     pub fn start(service: &str) -> PythonServer {
-        let mut cmd = python_command("servers.py");
+        PythonServer::start_script::<&str>("servers.py", service, &[])
+    }
+
+    /// Like [`start`](Self::start) with another server script of `tests/python` (for example
+    /// `tls_server.py`) and extra arguments.
+    pub fn start_script<S: AsRef<OsStr>>(script: &str, service: &str, extra: &[S]) -> PythonServer {
+        let mut cmd = python_command(script);
         cmd.args(["--service", service, "--port", "0", "--host", "127.0.0.1"])
+            .args(extra)
             .arg("--gen")
             .arg(gen_dir())
             .arg("--db")
@@ -355,7 +374,7 @@ impl PythonServer {
                 let _ = stdout_reader.join();
                 let _ = stderr_reader.join();
                 panic!(
-                    "servers.py --service {service}: {why}\n--- its output ---\n{}",
+                    "{script} --service {service}: {why}\n--- its output ---\n{}",
                     server.output().trim_end()
                 );
             }
