@@ -592,10 +592,6 @@ fn peer_identity_parses_subject_and_sans() {
 const ROUTE_GUIDE_CASES: &str = "get_feature,get_feature_missing,list_features,record_route,\
                                  record_route_future,route_chat,route_chat_pingpong";
 
-fn path_arg(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 #[test]
 fn python_secure_channel_against_our_tls_server() {
     let pki = Pki::new();
@@ -603,7 +599,7 @@ fn python_secure_channel_against_our_tls_server() {
     let s = server();
     let port = s.tls_port(server_creds(&pki, &pki.server));
     s.start();
-    let ca = path_arg(&dir.join("ca.pem"));
+    let ca = dir.arg("ca.pem");
     // The cases whose expectations hold for our example services (the others test grpcio
     // servers' test markers: metadata echo, sleep and abort requests).
     for (service, cases) in [
@@ -641,7 +637,7 @@ fn python_secure_channel_with_client_certificate_against_our_mtls_server() {
     let s = server();
     let port = s.tls_port(mtls_creds(&pki, ClientAuth::RequireAndVerify));
     s.start();
-    let p = |f: &str| path_arg(&dir.join(f));
+    let p = |f: &str| dir.arg(f);
     let out = python::run_script(
         "tls_client.py",
         &[
@@ -687,7 +683,7 @@ fn python_secure_channel_with_client_certificate_against_our_mtls_server() {
 fn our_client_against_python_ssl_server_credentials() {
     let pki = Pki::new();
     let dir = pki.write("py-server-tls");
-    let p = |f: &str| path_arg(&dir.join(f));
+    let p = |f: &str| dir.arg(f);
     let server = PythonServer::start_script(
         "tls_server.py",
         "all",
@@ -712,7 +708,7 @@ fn our_client_against_python_ssl_server_credentials() {
 fn our_client_with_certificate_against_python_mtls_server() {
     let pki = Pki::new();
     let dir = pki.write("py-server-mtls");
-    let p = |f: &str| path_arg(&dir.join(f));
+    let p = |f: &str| dir.arg(f);
     let server = PythonServer::start_script(
         "tls_server.py",
         "all",

@@ -84,9 +84,9 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::AlreadyStarted => f.write_str("the server has already been started"),
-            ServerError::NoPorts => {
-                f.write_str("the server has no ports: call add_insecure_port before start")
-            }
+            ServerError::NoPorts => f.write_str(
+                "the server has no ports: call add_insecure_port or add_secure_port before start",
+            ),
             ServerError::Stopped => f.write_str("the server was stopped and cannot be restarted"),
             ServerError::DuplicateService(s) => write!(f, "service {s} was added twice"),
             ServerError::Io(e) => write!(f, "server I/O error: {e}"),

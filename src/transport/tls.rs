@@ -981,7 +981,10 @@ impl AuthContext {
 
 /// A callback told about failed TLS handshakes on a server: the peer address and the cause.
 #[derive(Clone)]
-pub(crate) struct HandshakeHook(pub Arc<dyn Fn(&str, &HandshakeError) + Send + Sync>);
+pub(crate) struct HandshakeHook(pub Arc<HandshakeCallback>);
+
+/// The callback behind [`HandshakeHook`]: `f(peer, error)`.
+pub(crate) type HandshakeCallback = dyn Fn(&str, &HandshakeError) + Send + Sync;
 
 impl fmt::Debug for HandshakeHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -106,8 +106,9 @@ impl Pki {
     }
 
     /// Writes `ca.pem`, `server.pem`/`server.key`, `client.pem`/`client.key` and
-    /// `other_ca.pem` into a fresh folder under the target directory; returns it.
-    pub fn write(&self, name: &str) -> PathBuf {
+    /// `other_ca.pem` into a fresh folder under the target directory, removed when the
+    /// returned guard is dropped.
+    pub fn write(&self, name: &str) -> CertDir {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("target")
             .join("tls-test-certs")
@@ -123,6 +124,22 @@ impl Pki {
         ] {
             std::fs::write(dir.join(file), text).expect("write cert");
         }
-        dir
+        CertDir(dir)
+    }
+}
+
+/// A folder of PEM files, removed on drop.
+pub struct CertDir(PathBuf);
+
+impl CertDir {
+    /// The path of `file` in the folder, as a string argument.
+    pub fn arg(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
