@@ -257,6 +257,44 @@ fn mutual_tls_all_four_rpc_kinds_and_peer_identity() {
 }
 
 #[test]
+fn large_messages_and_concurrent_calls_share_one_tls_connection() {
+    let pki = Pki::new();
+    let s = server();
+    let port = s.tls_port(server_creds(&pki, &pki.server));
+    s.start();
+    let ch = secure(port, client_creds(&pki));
+    // 3 MiB each way: many TLS records, flow-control windows filling and draining.
+    let big = "x".repeat(1536 * 1024);
+    let echoed = ch
+        .client_streaming::<_, Text, _>(
+            "/test.Who/Join",
+            Request::new(vec![text(&big), text(&big)].into_iter()),
+        )
+        .expect("large client stream")
+        .into_inner();
+    assert_eq!(echoed.s.len(), 2 * big.len() + 1);
+    // Bidi streams from several threads at once: reads and writes interleave on the session.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let ch = ch.clone();
+            std::thread::spawn(move || {
+                let msgs: Vec<Text> = (0..200).map(|i| text(&format!("t{t}m{i}"))).collect();
+                let got: Vec<String> = ch
+                    .bidi_streaming::<_, Text, _>("/test.Who/Upper", Request::new(msgs.into_iter()))
+                    .expect("bidi")
+                    .map(|r| r.expect("item").s)
+                    .collect();
+                assert_eq!(got.len(), 200);
+                assert_eq!(got[199], format!("T{t}M199"));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("bidi thread");
+    }
+}
+
+#[test]
 fn request_mode_admits_clients_with_and_without_certificates() {
     let pki = Pki::new();
     let s = server();
