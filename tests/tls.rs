@@ -582,6 +582,15 @@ fn silent_peer_times_out_the_handshake() {
     assert!(matches!(e, HandshakeError::Timeout(_)), "{e:?}");
 }
 
+#[cfg(feature = "native-roots")]
+#[test]
+fn native_roots_load_or_say_why() {
+    match ChannelCredentials::native_roots() {
+        Ok(creds) => assert!(format!("{creds:?}").contains("roots")),
+        Err(e) => assert!(e.to_string().contains("platform certificate store"), "{e}"),
+    }
+}
+
 #[test]
 fn bad_pem_is_a_typed_error_not_a_panic() {
     let pki = Pki::new();

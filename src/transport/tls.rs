@@ -43,7 +43,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub enum TlsError {
     /// The PEM input held no certificate (`what` says which input).
     NoCertificates {
-        /// Which input: "certificate chain", "root certificates", "client CA certificates", ….
+        /// Which input: "certificate chain", "root certificates", "client CA certificates",
+        /// "platform certificate store", ….
         what: &'static str,
     },
     /// The PEM input could not be parsed.
@@ -274,6 +275,29 @@ impl ChannelCredentials {
     pub fn from_ca_pem(roots_pem: &[u8]) -> Result<ChannelCredentials, TlsError> {
         Ok(ChannelCredentials {
             roots: parse_roots(roots_pem, "root certificates")?,
+            identity: None,
+            server_name: None,
+        })
+    }
+
+    /// Trusts the operating system's root certificates (feature `native-roots`), as grpcio
+    /// does when `ssl_channel_credentials()` is given no roots. Certificates the platform
+    /// store holds but rustls cannot parse are skipped.
+    ///
+    /// # Errors
+    /// [`TlsError::NoCertificates`] if no usable root certificate was found.
+    #[cfg(feature = "native-roots")]
+    pub fn native_roots() -> Result<ChannelCredentials, TlsError> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Err(TlsError::NoCertificates {
+                what: "platform certificate store",
+            });
+        }
+        Ok(ChannelCredentials {
+            roots,
             identity: None,
             server_name: None,
         })
