@@ -1,6 +1,9 @@
 //! The RouteGuide server: gRPC's standard route guide over the bundled feature database.
 //!
 //! Run: `cargo run --release --example route_guide_server -- --port 50051`
+//!
+//! With TLS: `-- --port 50051 --tls --cert server.pem --key server.key [--client-ca ca.pem]`
+//! (with `--client-ca`, clients must present a certificate signed by that CA).
 
 mod common;
 
@@ -18,10 +21,15 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(RouteGuideServer::new(RouteGuideService::new(db)))
+        .on_handshake_error(|peer, e| eprintln!("TLS handshake with {peer} failed: {e}"))
         .build();
-    let port = server.add_insecure_port(&args.listen_addr())?;
+    let port = match args.server_credentials()? {
+        Some(creds) => server.add_secure_port(&args.listen_addr(), creds)?,
+        None => server.add_insecure_port(&args.listen_addr())?,
+    };
     server.start()?;
-    println!("route_guide server listening on port {port}");
+    let tls = if args.tls { " (TLS)" } else { "" };
+    println!("route_guide server listening on port {port}{tls}");
     server.wait_for_termination(None);
     Ok(())
 }

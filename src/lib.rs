@@ -37,3 +37,7 @@ pub use server::{
 };
 pub use status::{Code, Status};
 pub use streaming::Streaming;
+pub use transport::tls::{
+    AuthContext, ChannelCredentials, ClientAuth, HandshakeError, PeerIdentity, ServerCredentials,
+    SubjectAltName, TlsError,
+};

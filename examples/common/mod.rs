@@ -65,7 +65,9 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// The port every example uses unless told otherwise, as in the gRPC tutorials.
 pub const DEFAULT_PORT: u16 = 50051;
 
-/// Command-line flags shared by all examples: `--port P` and `--addr HOST:PORT`.
+/// Command-line flags shared by all examples: `--port P` and `--addr HOST:PORT`, and the TLS
+/// flags of the route guide pair (`--tls`, `--cert`, `--key`, `--client-ca`, `--ca`,
+/// `--server-name`).
 ///
 /// Hand-written so the examples need no argument-parsing dependency.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,19 @@ pub struct Args {
     pub port: u16,
     /// `--addr A`: a full address, overriding `--port`.
     pub addr: Option<String>,
+    /// `--tls`: serve or connect with TLS.
+    pub tls: bool,
+    /// `--cert F`: PEM certificate chain (server; client for mutual TLS).
+    pub cert: Option<String>,
+    /// `--key F`: PEM private key for `--cert`.
+    pub key: Option<String>,
+    /// `--client-ca F` (server): require client certificates signed by this CA.
+    pub client_ca: Option<String>,
+    /// `--ca F` (client): trust this CA.
+    pub ca: Option<String>,
+    /// `--server-name N` (client): verify the server as `N` (grpcio's
+    /// `grpc.ssl_target_name_override`).
+    pub server_name: Option<String>,
 }
 
 impl Args {
@@ -98,6 +113,12 @@ impl Args {
         let mut parsed = Args {
             port: DEFAULT_PORT,
             addr: None,
+            tls: false,
+            cert: None,
+            key: None,
+            client_ca: None,
+            ca: None,
+            server_name: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -118,11 +139,62 @@ impl Args {
                     parsed.port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
                 }
                 "--addr" | "-a" => parsed.addr = Some(value()?),
+                "--tls" => parsed.tls = true,
+                "--cert" => parsed.cert = Some(value()?),
+                "--key" => parsed.key = Some(value()?),
+                "--client-ca" => parsed.client_ca = Some(value()?),
+                "--ca" => parsed.ca = Some(value()?),
+                "--server-name" => parsed.server_name = Some(value()?),
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
         Ok(Some(parsed))
+    }
+
+    /// The server's TLS credentials from `--cert`, `--key` and `--client-ca`; `None` without
+    /// `--tls`.
+    ///
+    /// # Errors
+    /// A missing flag, an unreadable file or unusable PEM, in words.
+    pub fn server_credentials(&self) -> Result<Option<grpc_sync::ServerCredentials>, BoxError> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+            return Err("--tls needs --cert F and --key F".into());
+        };
+        let mut creds = grpc_sync::ServerCredentials::from_pem(&read(cert)?, &read(key)?)?;
+        if let Some(ca) = &self.client_ca {
+            creds = creds.with_client_ca(&read(ca)?, grpc_sync::ClientAuth::RequireAndVerify)?;
+        }
+        Ok(Some(creds))
+    }
+
+    /// The channel for `--tls` (with `--ca`, optional `--server-name`, `--cert`/`--key`) or
+    /// an insecure one.
+    ///
+    /// # Errors
+    /// A missing flag, an unreadable file or unusable PEM, in words.
+    pub fn channel(&self) -> Result<grpc_sync::Channel, BoxError> {
+        if !self.tls {
+            return Ok(grpc_sync::Channel::insecure(&self.target())?);
+        }
+        let Some(ca) = &self.ca else {
+            return Err("--tls needs --ca F (the CA that signed the server's certificate)".into());
+        };
+        let mut creds = grpc_sync::ChannelCredentials::from_ca_pem(&read(ca)?)?;
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                creds = creds.with_client_identity(&read(cert)?, &read(key)?)?;
+            }
+            (None, None) => {}
+            _ => return Err("--cert and --key go together".into()),
+        }
+        if let Some(name) = &self.server_name {
+            creds = creds.with_server_name_override(name);
+        }
+        Ok(grpc_sync::Channel::secure(&self.target(), creds)?)
     }
 
     /// The address a server listens on: `--addr`, else `[::]:PORT` as in the tutorials.
@@ -140,11 +212,17 @@ impl Args {
     }
 }
 
+fn read(path: &str) -> Result<Vec<u8>, BoxError> {
+    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}").into())
+}
+
 fn usage(program: &str) -> String {
     format!(
-        "usage: {program} [--port P] [--addr HOST:PORT]\n  \
+        "usage: {program} [--port P] [--addr HOST:PORT] [--tls ...]\n  \
          --port P          port to listen on / connect to (default {DEFAULT_PORT})\n  \
-         --addr HOST:PORT  full address, overrides --port"
+         --addr HOST:PORT  full address, overrides --port\n  \
+         --tls             use TLS (route guide): servers take --cert F --key F [--client-ca F],\n                    \
+         clients take --ca F [--server-name N] [--cert F --key F]"
     )
 }
 

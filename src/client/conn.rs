@@ -12,6 +12,13 @@ use crate::h2::frame::StreamId;
 use crate::h2::settings::Config as H2Config;
 use crate::status::Status;
 use crate::transport::driver::{lock, run_reader, Dispatcher, Shared, State};
+use crate::transport::tls;
+
+/// A channel's TLS settings: the rustls configuration and the name to verify the server as.
+pub(crate) struct ClientTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: String,
+}
 
 /// The connectivity state of a channel (gRPC's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,6 +123,7 @@ struct Slot {
 pub(crate) struct Connector {
     target: Target,
     h2: H2Config,
+    tls: Option<ClientTls>,
     slot: Mutex<Slot>,
     changed: Condvar,
 }
@@ -130,6 +138,7 @@ impl Connector {
         Connector {
             target,
             h2,
+            tls: None,
             slot: Mutex::new(Slot {
                 conn: None,
                 connecting: false,
@@ -140,6 +149,12 @@ impl Connector {
             }),
             changed: Condvar::new(),
         }
+    }
+
+    /// Makes every connection of this connector a TLS one.
+    pub fn with_tls(mut self, tls: ClientTls) -> Connector {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn target(&self) -> &Target {
@@ -288,7 +303,7 @@ impl Connector {
     /// One connection attempt over every address of the target.
     fn connect(&self, deadline: Instant) -> Result<Arc<Shared>, String> {
         #[cfg(unix)]
-        if let Target::Unix(path) = &self.target {
+        if let (Target::Unix(path), None) = (&self.target, &self.tls) {
             let sock = std::os::unix::net::UnixStream::connect(path)
                 .map_err(|e| format!("failed to connect to unix:{path}: {e}"))?;
             let (rd, wr, closer) = (
@@ -302,6 +317,11 @@ impl Connector {
                 Box::new(move || {
                     let _ = closer.shutdown(std::net::Shutdown::Both);
                 }),
+            ));
+        }
+        if let (Target::Unix(path), Some(_)) = (&self.target, &self.tls) {
+            return Err(format!(
+                "TLS over Unix domain sockets is not supported (unix:{path}): use an insecure channel"
             ));
         }
         let addrs = self
@@ -319,6 +339,13 @@ impl Connector {
                 break;
             }
             match TcpStream::connect_timeout(&a, left) {
+                Ok(sock) if self.tls.is_some() => {
+                    let _ = sock.set_nodelay(true);
+                    match self.start_tls(sock, deadline) {
+                        Ok(shared) => return Ok(shared),
+                        Err(e) => errors.push(format!("{a}: {e}")),
+                    }
+                }
                 Ok(sock) => {
                     let _ = sock.set_nodelay(true);
                     let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
@@ -329,7 +356,7 @@ impl Connector {
                         }
                     };
                     return Ok(self.start(
-                        Box::new(rd),
+                        Box::new(tls::PlainClientReader::new(rd)),
                         Box::new(wr),
                         Box::new(move || {
                             let _ = sock.shutdown(std::net::Shutdown::Both);
@@ -343,6 +370,26 @@ impl Connector {
             "failed to connect to all addresses of {}; {}",
             self.target,
             errors.join("; ")
+        ))
+    }
+
+    /// The TLS handshake on a connected socket, bounded by `deadline` and the TLS handshake
+    /// timeout, then the HTTP/2 connection over it.
+    fn start_tls(&self, sock: TcpStream, deadline: Instant) -> Result<Arc<Shared>, String> {
+        let Some(tls) = &self.tls else {
+            return Err("no TLS configuration".into());
+        };
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .min(tls::DEFAULT_HANDSHAKE_TIMEOUT);
+        let est = tls::connect(&tls.config, &tls.server_name, &sock, timeout)
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        Ok(self.start(
+            Box::new(est.reader),
+            Box::new(est.writer),
+            Box::new(move || {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }),
         ))
     }
 

@@ -37,6 +37,7 @@ use crate::status::{Code, Status};
 use crate::streaming::{MessageSource, Streaming};
 use crate::timeout::encode_grpc_timeout;
 use crate::transport::driver::{lock, Recv, Shared, StreamError, StreamHandle};
+use crate::transport::tls::ChannelCredentials;
 
 pub use call::{CallOptions, IntoRequest, IntoStreamingRequest, Request, Response};
 pub use conn::{BackoffConfig, ConnectivityState};
@@ -54,6 +55,7 @@ pub struct ChannelBuilder {
     h2: H2Config,
     authority: Option<String>,
     compression: Option<CompressionEncoding>,
+    tls: Option<crate::transport::tls::ChannelCredentials>,
 }
 
 impl ChannelBuilder {
@@ -102,6 +104,13 @@ impl ChannelBuilder {
         self
     }
 
+    /// Connects with TLS (ALPN `h2`), trusting and presenting what `credentials` say; requests
+    /// then carry `:scheme https`.
+    pub fn tls(mut self, credentials: crate::transport::tls::ChannelCredentials) -> Self {
+        self.tls = Some(credentials);
+        self
+    }
+
     /// Builds the channel. Nothing connects until the first call (or
     /// [`Channel::wait_for_ready`]).
     ///
@@ -111,9 +120,25 @@ impl ChannelBuilder {
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
+        let mut connector = conn::Connector::new(target.clone(), self.h2, self.backoff);
+        let secure = self.tls.is_some();
+        if let Some(creds) = &self.tls {
+            let config = creds
+                .client_config()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let server_name = creds
+                .server_name_override()
+                .map(str::to_string)
+                .unwrap_or_else(|| target.host());
+            connector = connector.with_tls(conn::ClientTls {
+                config,
+                server_name,
+            });
+        }
         Ok(Channel {
             inner: Arc::new(ChannelInner {
-                connector: conn::Connector::new(target, self.h2, self.backoff),
+                connector,
+                secure,
                 authority: Bytes::from(authority),
                 user_agent: Bytes::from(self.user_agent),
                 max_send: self.max_send,
@@ -126,6 +151,8 @@ impl ChannelBuilder {
 
 struct ChannelInner {
     connector: conn::Connector,
+    /// TLS: requests say `:scheme https`.
+    secure: bool,
     authority: Bytes,
     user_agent: Bytes,
     max_send: usize,
@@ -522,7 +549,18 @@ impl Channel {
             h2: H2Config::default(),
             authority: None,
             compression: None,
+            tls: None,
         }
+    }
+
+    /// A TLS channel to `target` (grpcio's `secure_channel(target, ssl_channel_credentials(..))`).
+    /// Connects lazily; the server must negotiate ALPN `h2`, and its certificate must chain to
+    /// the credentials' roots and match the target's host (or the name override).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT if the target cannot be parsed or the credentials are unusable.
+    pub fn secure(target: &str, credentials: ChannelCredentials) -> Result<Channel, Status> {
+        Channel::builder(target).tls(credentials).build()
     }
 
     /// Connects now, waiting through back-off until `timeout` (grpcio's
@@ -556,7 +594,11 @@ impl Channel {
     ) -> Vec<Header> {
         let mut h = Vec::with_capacity(8 + opts.metadata.len());
         h.push(Header::from_static(b":method", b"POST"));
-        h.push(Header::from_static(b":scheme", b"http"));
+        if self.inner.secure {
+            h.push(Header::from_static(b":scheme", b"https"));
+        } else {
+            h.push(Header::from_static(b":scheme", b"http"));
+        }
         h.push(Header::new(
             Bytes::from_static(b":path"),
             Bytes::from_static(path.as_bytes()),

@@ -134,6 +134,18 @@ impl Target {
         }
     }
 
+    /// The host to verify a TLS server as: the name without its port, or the first address.
+    pub(crate) fn host(&self) -> String {
+        match self {
+            Target::Dns { host_port } => match host_port.rsplit_once(':') {
+                Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                None => host_port.clone(),
+            },
+            Target::Addrs(a) => a.first().map(|a| a.ip().to_string()).unwrap_or_default(),
+            Target::Unix(_) => "localhost".to_string(),
+        }
+    }
+
     /// Resolves to socket addresses (not for Unix targets).
     pub(crate) fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
         match self {

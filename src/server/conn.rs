@@ -25,8 +25,9 @@ use crate::status::{Code, Status};
 use crate::streaming::MessageSource;
 use crate::timeout::decode_grpc_timeout;
 use crate::transport::driver::{
-    run_reader, Dispatcher, Recv, Shared, State, StreamError, StreamHandle,
+    run_reader, Dispatcher, ReadHalf, Recv, Shared, State, StreamError, StreamHandle,
 };
+use crate::transport::tls::{self, AuthContext};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -36,11 +37,7 @@ type Callback = Box<dyn FnOnce() + Send + 'static>;
 /// Serves one accepted TCP connection until it ends. Runs on the connection's reader thread.
 pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
     let _ = sock.set_nodelay(true);
-    let peer = match sock.peer_addr() {
-        Ok(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
-        Ok(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
-        Err(_) => "unknown".to_string(),
-    };
+    let peer = peer_name(&sock);
     let (Ok(mut rd), Ok(wr), Ok(closer)) = (sock.try_clone(), sock.try_clone(), sock.try_clone())
     else {
         return;
@@ -55,23 +52,94 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
             Ok(n) => first.extend_from_slice(&buf[..n]),
         }
         if !PREFACE.starts_with(&first[..first.len().min(PREFACE.len())]) {
-            answer_http1(&mut &sock, &first);
+            // A TLS ClientHello on a plaintext port: close without a word (the client reports
+            // that the server does not speak TLS). Anything else gets an HTTP/1 answer.
+            if first[0] != 0x16 {
+                answer_http1(&mut &sock, &first);
+            }
             return;
         }
     }
     let _ = rd.set_read_timeout(None);
-
-    let conn = Connection::new(Role::Server, core.config.h2.clone());
-    let shared = Shared::with_closer(
-        conn,
+    let closer = Box::new(move || {
+        let _ = closer.shutdown(std::net::Shutdown::Both);
+    });
+    serve_h2(
+        core,
+        conn_id,
+        peer,
+        None,
+        &first,
+        Box::new(rd),
         Box::new(wr),
-        Box::new(move || {
-            let _ = closer.shutdown(std::net::Shutdown::Both);
-        }),
+        closer,
     );
+}
+
+/// `ipv4:127.0.0.1:53412` / `ipv6:[::1]:53412`, as gRPC prints peers.
+fn peer_name(sock: &TcpStream) -> String {
+    match sock.peer_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
+        Ok(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// Serves one accepted connection on a secure port: the TLS handshake (bounded by the
+/// handshake timeout; ALPN `h2` required), then HTTP/2 as on a plaintext port. Runs on the
+/// connection's reader thread.
+pub(crate) fn serve_tls(
+    core: Arc<ServerCore>,
+    sock: TcpStream,
+    conn_id: u64,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let _ = sock.set_nodelay(true);
+    let peer = peer_name(&sock);
+    let est = match tls::accept(&config, &sock, core.config.handshake_timeout) {
+        Ok(est) => est,
+        Err(e) => {
+            if let Some(hook) = &core.config.on_handshake_error {
+                let _ = catch_unwind(AssertUnwindSafe(|| (hook.0)(&peer, &e)));
+            }
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    };
+    let closer = Box::new(move || {
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+    });
+    let auth = Some(Arc::new(est.auth));
+    serve_h2(
+        core,
+        conn_id,
+        peer,
+        auth,
+        &[],
+        Box::new(est.reader),
+        Box::new(est.writer),
+        closer,
+    );
+}
+
+/// The HTTP/2 connection, shared by plaintext and TLS ports: the state machine (fed `first`,
+/// bytes already read), registration with the server, and the reader loop until it ends.
+#[allow(clippy::too_many_arguments)]
+fn serve_h2(
+    core: Arc<ServerCore>,
+    conn_id: u64,
+    peer: String,
+    auth: Option<Arc<AuthContext>>,
+    first: &[u8],
+    rd: Box<dyn ReadHalf>,
+    wr: Box<dyn Write + Send>,
+    closer: Box<dyn Fn() + Send + Sync>,
+) {
+    let conn = Connection::new(Role::Server, core.config.h2.clone());
+    let shared = Shared::with_closer(conn, wr, closer);
     {
         let mut st = shared.lock();
-        if let Err(e) = st.conn.recv(&first, Instant::now()) {
+        if let Err(e) = st.conn.recv(first, Instant::now()) {
             st.set_lost(crate::transport::driver::ConnLost::Protocol(e.to_string()));
         }
     }
@@ -81,6 +149,7 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
     let mut d = ServerDispatcher {
         core: core.clone(),
         peer,
+        auth,
         pending: HashMap::new(),
         calls: HashMap::new(),
         deadlines: BTreeSet::new(),
@@ -88,7 +157,7 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
         streaming: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
     };
     // Events already produced by the first bytes are routed on the first round.
-    run_reader(shared, Box::new(rd), &mut d);
+    run_reader(shared, rd, &mut d);
     core.unregister_conn(conn_id);
 }
 
@@ -137,6 +206,8 @@ struct Pending {
 struct ServerDispatcher {
     core: Arc<ServerCore>,
     peer: String,
+    /// What TLS established about the client (secure ports only).
+    auth: Option<Arc<AuthContext>>,
     pending: HashMap<StreamId, Pending>,
     calls: HashMap<StreamId, Arc<CallState>>,
     deadlines: BTreeSet<(Instant, StreamId)>,
@@ -336,7 +407,8 @@ impl ServerDispatcher {
             accept,
             core.config.compression,
             first_compressed,
-        );
+        )
+        .with_auth(self.auth.clone());
         let max_recv = core.config.max_receive_message_length;
         let streaming = self.streaming.clone();
         let holds_stream = method.streams();

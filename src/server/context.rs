@@ -14,6 +14,7 @@ use crate::h2::hpack::Header;
 use crate::metadata::MetadataMap;
 use crate::status::{Code, Status};
 use crate::transport::driver::{lock, StreamError, StreamHandle};
+use crate::transport::tls::{AuthContext, PeerIdentity};
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
 
@@ -80,6 +81,8 @@ pub struct ServerContext {
     encoding_fixed: AtomicBool,
     /// Send the next response message uncompressed.
     skip_next: AtomicBool,
+    /// What TLS established about the connection, on secure ports.
+    auth: Option<Arc<AuthContext>>,
 }
 
 fn encoding_code(e: Option<CompressionEncoding>) -> u8 {
@@ -122,6 +125,7 @@ impl ServerContext {
             response_encoding: AtomicU8::new(0),
             encoding_fixed: AtomicBool::new(false),
             skip_next: AtomicBool::new(false),
+            auth: None,
         }
     }
 
@@ -196,6 +200,25 @@ impl ServerContext {
         let enc = encoding_from_code(self.response_encoding.load(Ordering::Acquire))?;
         self.encoding_fixed.store(true, Ordering::Release);
         (!skip).then_some(enc)
+    }
+
+    /// Attaches what TLS established about the connection.
+    pub(crate) fn with_auth(mut self, auth: Option<Arc<AuthContext>>) -> ServerContext {
+        self.auth = auth;
+        self
+    }
+
+    /// What TLS established about the client (grpcio's `auth_context()`): protocol, cipher
+    /// suite and, when the client presented a verified certificate, its identity (subject and
+    /// subject alternative names). `None` on an insecure port.
+    pub fn auth_context(&self) -> Option<&AuthContext> {
+        self.auth.as_deref()
+    }
+
+    /// The client's verified certificate identity (mutual TLS), if any: grpcio's
+    /// `peer_identities()`.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.auth.as_deref().and_then(|a| a.peer_identity())
     }
 
     /// The client's metadata (grpcio's `invocation_metadata()`).

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use crate::h2::error::Reason;
 use crate::h2::settings::Config as H2Config;
 use crate::transport::driver::{lock, ConnLost, Shared};
+use crate::transport::tls::{HandshakeError, HandshakeHook, ServerCredentials};
 
 pub use context::ServerContext;
 pub use pool::{PoolStats, QUEUE_WAIT_BUCKETS_US};
@@ -61,6 +62,8 @@ pub(crate) struct ServerConfig {
     /// Default response coding, used when the client accepts it.
     pub compression: Option<crate::compression::CompressionEncoding>,
     pub h2: H2Config,
+    /// Told about failed TLS handshakes (secure ports).
+    pub on_handshake_error: Option<HandshakeHook>,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -83,9 +86,9 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::AlreadyStarted => f.write_str("the server has already been started"),
-            ServerError::NoPorts => {
-                f.write_str("the server has no ports: call add_insecure_port before start")
-            }
+            ServerError::NoPorts => f.write_str(
+                "the server has no ports: call add_insecure_port or add_secure_port before start",
+            ),
             ServerError::Stopped => f.write_str("the server was stopped and cannot be restarted"),
             ServerError::DuplicateService(s) => write!(f, "service {s} was added twice"),
             ServerError::Io(e) => write!(f, "server I/O error: {e}"),
@@ -136,6 +139,7 @@ impl Default for ServerBuilder {
                 handshake_timeout: Duration::from_secs(10),
                 compression: None,
                 h2: H2Config::default(),
+                on_handshake_error: None,
             },
             services: Vec::new(),
         }
@@ -201,6 +205,24 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a new connection may take to show what it speaks: the HTTP/2 preface on
+    /// insecure ports, the whole TLS handshake on secure ports (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Calls `f(peer, error)` on the connection's thread whenever a TLS handshake on a secure
+    /// port fails (an unknown client CA, a missing client certificate, a plaintext client…):
+    /// the server's side of the story, for logs. The connection is closed either way.
+    pub fn on_handshake_error(
+        mut self,
+        f: impl Fn(&str, &HandshakeError) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.on_handshake_error = Some(HandshakeHook(Arc::new(f)));
+        self
+    }
+
     /// Adds a service (generated `XServer::new(impl)`, or one built with [`Service::builder`]).
     pub fn add_service(mut self, service: impl Into<Service>) -> Self {
         self.services.push(service.into());
@@ -237,7 +259,7 @@ enum Phase {
 struct ServerState {
     phase: Phase,
     services: Vec<Service>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Option<Arc<rustls::ServerConfig>>)>,
     addrs: Vec<SocketAddr>,
     core: Option<Arc<ServerCore>>,
     acceptors: Vec<JoinHandle<()>>,
@@ -377,6 +399,24 @@ impl Server {
     /// # Errors
     /// The bind error, with the address in its message.
     pub fn add_insecure_port(&self, addr: &str) -> io::Result<u16> {
+        self.add_port(addr, None)
+    }
+
+    /// Listens on `addr` with TLS and returns the bound port (`:0` picks a free one): grpcio's
+    /// `add_secure_port(addr, ssl_server_credentials(...))`.
+    ///
+    /// Clients must negotiate ALPN `h2`; with [`ServerCredentials::with_client_ca`] they must
+    /// (or may) present a certificate, whose identity handlers read through
+    /// [`ServerContext::auth_context`]. Secure and insecure ports can be mixed on one server.
+    ///
+    /// # Errors
+    /// The bind error, with the address in its message, or an unusable configuration.
+    pub fn add_secure_port(&self, addr: &str, credentials: ServerCredentials) -> io::Result<u16> {
+        let config = credentials.server_config()?;
+        self.add_port(addr, Some(config))
+    }
+
+    fn add_port(&self, addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<u16> {
         let addrs = resolve_bind(addr)?;
         let mut last_err = None;
         for a in addrs {
@@ -385,10 +425,10 @@ impl Server {
                     let local = l.local_addr()?;
                     let mut st = lock(&self.inner.state);
                     match st.phase {
-                        Phase::Created => st.listeners.push(l),
+                        Phase::Created => st.listeners.push((l, tls)),
                         Phase::Running => {
                             let core = st.core.clone().expect("running server has a core");
-                            let h = spawn_acceptor(core, l)?;
+                            let h = spawn_acceptor(core, l, tls)?;
                             st.acceptors.push(h);
                         }
                         _ => {
@@ -451,8 +491,8 @@ impl Server {
             next_conn: AtomicU64::new(1),
         });
         let listeners = std::mem::take(&mut st.listeners);
-        for l in listeners {
-            let h = spawn_acceptor(core.clone(), l)?;
+        for (l, tls) in listeners {
+            let h = spawn_acceptor(core.clone(), l, tls)?;
             st.acceptors.push(h);
         }
         st.core = Some(core);
@@ -644,7 +684,11 @@ impl Drop for Server {
     }
 }
 
-fn spawn_acceptor(core: Arc<ServerCore>, listener: TcpListener) -> io::Result<JoinHandle<()>> {
+fn spawn_acceptor(
+    core: Arc<ServerCore>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<JoinHandle<()>> {
     let name = format!("grpc-accept-{}", listener.local_addr()?.port());
     std::thread::Builder::new().name(name).spawn(move || {
         for sock in listener.incoming() {
@@ -657,10 +701,14 @@ fn spawn_acceptor(core: Arc<ServerCore>, listener: TcpListener) -> io::Result<Jo
             };
             let id = core.next_conn.fetch_add(1, Ordering::Relaxed);
             let core = core.clone();
+            let tls = tls.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("grpc-conn-{id}"))
                 .stack_size(256 * 1024)
-                .spawn(move || conn::serve_tcp(core, sock, id));
+                .spawn(move || match tls {
+                    None => conn::serve_tcp(core, sock, id),
+                    Some(tls) => conn::serve_tls(core, sock, id, tls),
+                });
             drop(spawned);
         }
     })

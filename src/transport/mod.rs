@@ -3,3 +3,4 @@
 //! With `server/` and `client/`, the only place that touches `std::net` or spawns threads.
 
 pub(crate) mod driver;
+pub(crate) mod tls;

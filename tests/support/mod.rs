@@ -3,4 +3,5 @@
 // Each test binary uses only some of the helpers; the others would warn as dead code.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod python;

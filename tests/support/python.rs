@@ -281,7 +281,20 @@ pub fn run_interop_client(port: u16, case: Option<&str>) -> Output {
     run_with_deadline(cmd, CLIENT_DEADLINE, "interop_client.py")
 }
 
-/// A running `servers.py` (or `interop_server.py`), killed when dropped.
+/// Runs another script of `tests/python` (for example `tls_client.py`) with `--gen`, `--db`
+/// and `args`, killing it after [`CLIENT_DEADLINE`].
+pub fn run_script<S: AsRef<OsStr>>(script: &str, args: &[S]) -> Output {
+    let mut cmd = python_command(script);
+    cmd.arg("--gen")
+        .arg(gen_dir())
+        .arg("--db")
+        .arg(route_guide_db())
+        .args(args);
+    run_with_deadline(cmd, CLIENT_DEADLINE, script)
+}
+
+/// A running `servers.py` (or `interop_server.py`, or another server script), killed when
+/// dropped.
 pub struct PythonServer {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -298,13 +311,20 @@ impl PythonServer {
     /// If the server cannot start, exits, or prints no `PORT` line within [`PORT_DEADLINE`];
     /// the message carries what it wrote to stderr.
     pub fn start(service: &str) -> PythonServer {
-        let mut cmd = python_command("servers.py");
+        PythonServer::start_script::<&str>("servers.py", service, &[])
+    }
+
+    /// Like [`start`](Self::start) with another server script of `tests/python` (for example
+    /// `tls_server.py`) and extra arguments.
+    pub fn start_script<S: AsRef<OsStr>>(script: &str, service: &str, extra: &[S]) -> PythonServer {
+        let mut cmd = python_command(script);
         cmd.args(["--service", service, "--port", "0", "--host", "127.0.0.1"])
+            .args(extra)
             .arg("--gen")
             .arg(gen_dir())
             .arg("--db")
             .arg(route_guide_db());
-        PythonServer::spawn(cmd, &format!("servers.py --service {service}"))
+        PythonServer::spawn(cmd, &format!("{script} --service {service}"))
     }
 
     /// Starts `interop_server.py --port 0` (grpcio's `grpc.testing.TestService`) and waits
