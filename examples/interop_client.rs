@@ -16,7 +16,7 @@ fn main() {
         .unwrap_or_else(|| "interop_client".into());
     let usage = format!(
         "usage: {program} [--server_host=localhost] [--server_port=10000] \
-         [--server_host_override=NAME] [--use_tls=false] [--use_test_ca=false] \
+         [--server_host_override=NAME] [--use_tls=false] [--use_test_ca=false] [--ca_file=F] \
          [--test_case=NAME|all] [--compression_probe=true]\ncases: {}",
         common::interop::CASES.join(", ")
     );
@@ -31,11 +31,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if args.use_tls || args.use_test_ca {
-        eprintln!("error: --use_tls/--use_test_ca: TLS not available in this build");
-        std::process::exit(2);
-    }
     let mut builder = Channel::builder(&args.target());
+    match args.credentials() {
+        Ok(Some(creds)) => builder = builder.tls(creds),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
     if let Some(name) = &args.server_host_override {
         builder = builder.authority(&format!("{name}:{}", args.server_port));
     }

@@ -13,7 +13,9 @@ fn main() {
     let program = std::env::args()
         .next()
         .unwrap_or_else(|| "interop_server".into());
-    let usage = format!("usage: {program} [--port=10000] [--use_tls=false]");
+    let usage = format!(
+        "usage: {program} [--port=10000] [--use_tls=false --tls_cert_file=F --tls_key_file=F]"
+    );
     let args = match ServerArgs::parse_from(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
@@ -25,15 +27,23 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if args.use_tls {
-        eprintln!("error: --use_tls: TLS not available in this build");
-        std::process::exit(2);
-    }
+    let credentials = match args.credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let server = Server::builder()
         .max_workers(16)
         .add_service(common::interop::service())
         .build();
-    let port = match server.add_insecure_port(&format!("[::]:{}", args.port)) {
+    let addr = format!("[::]:{}", args.port);
+    let bound = match credentials {
+        Some(c) => server.add_secure_port(&addr, c),
+        None => server.add_insecure_port(&addr),
+    };
+    let port = match bound {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot listen on port {}: {e}", args.port);

@@ -180,3 +180,47 @@ fn channel_and_server_default_compression_ours_to_ours() {
     }
     server.stop(None).wait();
 }
+
+/// Every case over TLS, with the flags `interop_server`/`interop_client` parse
+/// (`--use_tls --tls_cert_file --tls_key_file`, `--use_tls --use_test_ca --ca_file
+/// --server_host_override`), against test certificates made now.
+#[test]
+fn every_case_over_tls_with_the_binaries_flags() {
+    let pki = support::certs::Pki::new();
+    let dir = pki.write("interop-tls");
+    let server_args = interop::ServerArgs::parse_from([
+        "--use_tls=true".to_string(),
+        format!("--tls_cert_file={}", dir.arg("server.pem")),
+        format!("--tls_key_file={}", dir.arg("server.key")),
+    ])
+    .unwrap()
+    .unwrap();
+    let server = Server::builder().add_service(interop::service()).build();
+    let port = server
+        .add_secure_port("127.0.0.1:0", server_args.credentials().unwrap().unwrap())
+        .unwrap();
+    server.start().unwrap();
+    let client_args = interop::ClientArgs::parse_from([
+        "--server_host=127.0.0.1".to_string(),
+        format!("--server_port={port}"),
+        "--server_host_override=localhost".to_string(),
+        "--use_tls=true".to_string(),
+        "--use_test_ca=true".to_string(),
+        format!("--ca_file={}", dir.arg("ca.pem")),
+    ])
+    .unwrap()
+    .unwrap();
+    let channel = Channel::builder(&client_args.target())
+        .tls(client_args.credentials().unwrap().unwrap())
+        .build()
+        .unwrap();
+    for case in interop::CASES {
+        run(&channel, case, CaseOptions::default());
+    }
+    // Without the certificate files the binaries refuse clearly.
+    let bare = interop::ServerArgs::parse_from(["--use_tls=true".to_string()])
+        .unwrap()
+        .unwrap();
+    assert!(bare.credentials().unwrap_err().contains("--tls_cert_file"));
+    server.stop(None).wait();
+}

@@ -845,13 +845,19 @@ fn flags(args: impl IntoIterator<Item = String>) -> Result<Vec<(String, String)>
     Ok(out)
 }
 
-/// `interop_server` flags: `--port`, `--use_tls`.
+/// `interop_server` flags: `--port`, `--use_tls`, and (as grpc-go's interop server)
+/// `--tls_cert_file`, `--tls_key_file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerArgs {
     /// `--port`: the port to listen on (all addresses).
     pub port: u16,
-    /// `--use_tls`: serve TLS with the interop test certificate.
+    /// `--use_tls`: serve TLS.
     pub use_tls: bool,
+    /// `--tls_cert_file`: the PEM certificate chain for `--use_tls`. The interop test
+    /// certificates are not bundled, so it is required with `--use_tls`.
+    pub tls_cert_file: Option<String>,
+    /// `--tls_key_file`: the PEM private key for `--use_tls`.
+    pub tls_key_file: Option<String>,
 }
 
 impl ServerArgs {
@@ -866,16 +872,41 @@ impl ServerArgs {
         let mut parsed = ServerArgs {
             port: 10000,
             use_tls: false,
+            tls_cert_file: None,
+            tls_key_file: None,
         };
         for (flag, v) in flags(args)? {
             match flag.as_str() {
                 "--port" => parsed.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?,
                 "--use_tls" => parsed.use_tls = parse_bool(&flag, &v)?,
+                "--tls_cert_file" => parsed.tls_cert_file = Some(v),
+                "--tls_key_file" => parsed.tls_key_file = Some(v),
                 "--help" => return Ok(None),
                 other => return Err(format!("unknown flag {other}")),
             }
         }
         Ok(Some(parsed))
+    }
+
+    /// The server's TLS credentials when `--use_tls` is set.
+    ///
+    /// # Errors
+    /// A message naming the missing flag or the unreadable file.
+    pub fn credentials(&self) -> Result<Option<grpc_sync::ServerCredentials>, String> {
+        if !self.use_tls {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Err(
+                "--use_tls needs --tls_cert_file and --tls_key_file (the interop test \
+                 certificates are not bundled)"
+                    .into(),
+            );
+        };
+        let read = |p: &str| std::fs::read(p).map_err(|e| format!("cannot read {p}: {e}"));
+        grpc_sync::ServerCredentials::from_pem(&read(cert)?, &read(key)?)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -890,8 +921,11 @@ pub struct ClientArgs {
     pub server_host_override: Option<String>,
     /// `--use_tls`.
     pub use_tls: bool,
-    /// `--use_test_ca`: trust the interop test CA instead of the platform roots.
+    /// `--use_test_ca`: trust the test CA of `--ca_file` instead of the platform roots.
     pub use_test_ca: bool,
+    /// `--ca_file` (as grpc-go's interop client): the PEM file of the test CA; required with
+    /// `--use_test_ca`, since the interop test CA is not bundled.
+    pub ca_file: Option<String>,
     /// `--test_case`: a case name, or `all`.
     pub test_case: String,
     /// `--compression_probe` (not a standard flag; default true): see
@@ -914,6 +948,7 @@ impl ClientArgs {
             server_host_override: None,
             use_tls: false,
             use_test_ca: false,
+            ca_file: None,
             test_case: "large_unary".into(),
             compression_probe: true,
         };
@@ -929,6 +964,7 @@ impl ClientArgs {
                 }
                 "--use_tls" => parsed.use_tls = parse_bool(&flag, &v)?,
                 "--use_test_ca" => parsed.use_test_ca = parse_bool(&flag, &v)?,
+                "--ca_file" => parsed.ca_file = Some(v),
                 "--test_case" => parsed.test_case = v,
                 "--compression_probe" => parsed.compression_probe = parse_bool(&flag, &v)?,
                 "--help" => return Ok(None),
@@ -945,6 +981,39 @@ impl ClientArgs {
         } else {
             format!("{}:{}", self.server_host, self.server_port)
         }
+    }
+
+    /// The channel's TLS credentials when `--use_tls` is set.
+    ///
+    /// # Errors
+    /// A message naming the missing flag or the unreadable file.
+    pub fn credentials(&self) -> Result<Option<grpc_sync::ChannelCredentials>, String> {
+        if !self.use_tls {
+            return Ok(None);
+        }
+        let creds = match (&self.ca_file, self.use_test_ca) {
+            (Some(path), _) => {
+                let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                grpc_sync::ChannelCredentials::from_ca_pem(&pem).map_err(|e| e.to_string())?
+            }
+            (None, true) => {
+                return Err(
+                    "--use_test_ca needs --ca_file=PATH (the interop test CA is not bundled)"
+                        .into(),
+                )
+            }
+            (None, false) => {
+                return Err(
+                    "--use_tls needs --ca_file=PATH (platform roots are behind the \
+                            `native-roots` feature)"
+                        .into(),
+                )
+            }
+        };
+        Ok(Some(match &self.server_host_override {
+            Some(name) => creds.with_server_name_override(name),
+            None => creds,
+        }))
     }
 
     /// The cases to run: `all`, or a comma-separated list.
