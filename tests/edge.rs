@@ -565,32 +565,41 @@ fn calls_beyond_max_concurrent_streams_wait_for_a_free_stream() {
 
 #[cfg(unix)]
 #[test]
-fn unix_socket_target_works() {
-    use std::os::unix::net::UnixListener;
-    let (_s, port) = echo_server();
+fn server_and_client_speak_over_a_unix_socket() {
     let dir = std::env::temp_dir().join(format!("grpc-sync-edge-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("relay.sock");
-    let _ = std::fs::remove_file(&path);
-    let l = UnixListener::bind(&path).unwrap();
-    // A relay from the unix socket to the TCP server, one connection.
-    std::thread::spawn(move || {
-        let Ok((u, _)) = l.accept() else { return };
-        let t = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (mut u2, mut t2) = (u.try_clone().unwrap(), t.try_clone().unwrap());
-        let (mut u, mut t) = (u, t);
-        std::thread::spawn(move || std::io::copy(&mut u2, &mut t2));
-        let _ = std::io::copy(&mut t, &mut u);
-    });
-    let ch = Channel::insecure(&format!("unix:{}", path.display())).unwrap();
-    let r: Num = ch
-        .unary(
-            "/edge.Echo/Num",
-            Request::new(Num { n: 11 }).with_timeout(WAIT),
-        )
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.n, 11);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("grpc.sock");
+    let svc = Service::builder("edge.Echo")
+        .unary("Num", |m: Num, ctx: &ServerContext| {
+            assert!(ctx.peer().starts_with("unix:"), "{}", ctx.peer());
+            Ok(m)
+        })
+        .build();
+    let server = Server::builder().add_service(svc).build();
+    // grpcio's form; a Unix socket has no port.
+    assert_eq!(
+        server
+            .add_insecure_port(&format!("unix:{}", path.display()))
+            .unwrap(),
+        0
+    );
+    server.start().unwrap();
+    for target in [
+        format!("unix:{}", path.display()),
+        format!("unix://{}", path.display()),
+    ] {
+        let ch = Channel::insecure(&target).unwrap();
+        let r: Num = ch
+            .unary(
+                "/edge.Echo/Num",
+                Request::new(Num { n: 11 }).with_timeout(WAIT),
+            )
+            .unwrap_or_else(|e| panic!("{target}: {e}"))
+            .into_inner();
+        assert_eq!(r.n, 11);
+    }
+    server.stop(None).wait();
+    assert!(!path.exists(), "stop removes the socket file");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,7 +2,7 @@
 //! dispatcher that turns new streams into RPCs on the worker pool.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -34,12 +34,54 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
 
-/// Serves one accepted TCP connection until it ends. Runs on the connection's reader thread.
-pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
-    let _ = sock.set_nodelay(true);
-    let peer = peer_name(&sock);
-    let (Ok(mut rd), Ok(wr), Ok(closer)) = (sock.try_clone(), sock.try_clone(), sock.try_clone())
-    else {
+/// A plaintext stream socket the server accepts: TCP, or a Unix domain socket.
+pub(crate) trait PlainSocket: ReadHalf + Write + Sync + Sized + 'static {
+    /// Another handle on the same socket.
+    fn duplicate(&self) -> std::io::Result<Self>;
+    /// Shuts both directions down (ends the reader thread).
+    fn shutdown_both(&self);
+    /// The peer, as gRPC prints it.
+    fn peer(&self) -> String;
+}
+
+impl PlainSocket for TcpStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+    fn peer(&self) -> String {
+        peer_name(self)
+    }
+}
+
+#[cfg(unix)]
+impl PlainSocket for std::os::unix::net::UnixStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+    fn peer(&self) -> String {
+        // Clients of a Unix socket are unnamed; name the socket they came through.
+        match self
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_owned()))
+        {
+            Some(p) => format!("unix:{}", p.display()),
+            None => "unix:".to_string(),
+        }
+    }
+}
+
+/// Serves one accepted plaintext connection (TCP or Unix) until it ends. Runs on the
+/// connection's reader thread.
+pub(crate) fn serve_plain<S: PlainSocket>(core: Arc<ServerCore>, sock: S, conn_id: u64) {
+    let peer = sock.peer();
+    let (Ok(mut rd), Ok(wr)) = (sock.duplicate(), sock.duplicate()) else {
         return;
     };
     // Tell HTTP/2 from HTTP/1 by the first bytes, within a bounded time.
@@ -55,15 +97,14 @@ pub(crate) fn serve_tcp(core: Arc<ServerCore>, sock: TcpStream, conn_id: u64) {
             // A TLS ClientHello on a plaintext port: close without a word (the client reports
             // that the server does not speak TLS). Anything else gets an HTTP/1 answer.
             if first[0] != 0x16 {
-                answer_http1(&mut &sock, &first);
+                let mut w = sock;
+                answer_http1(&mut w, &first);
             }
             return;
         }
     }
     let _ = rd.set_read_timeout(None);
-    let closer = Box::new(move || {
-        let _ = closer.shutdown(std::net::Shutdown::Both);
-    });
+    let closer = Box::new(move || sock.shutdown_both());
     serve_h2(
         core,
         conn_id,

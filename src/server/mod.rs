@@ -238,6 +238,7 @@ impl ServerBuilder {
                     services: self.services,
                     listeners: Vec::new(),
                     addrs: Vec::new(),
+                    unix_paths: Vec::new(),
                     core: None,
                     acceptors: Vec::new(),
                 }),
@@ -259,8 +260,10 @@ enum Phase {
 struct ServerState {
     phase: Phase,
     services: Vec<Service>,
-    listeners: Vec<(TcpListener, Option<Arc<rustls::ServerConfig>>)>,
+    listeners: Vec<Listener>,
     addrs: Vec<SocketAddr>,
+    /// Unix socket paths listened on: woken at stop, removed after.
+    unix_paths: Vec<std::path::PathBuf>,
     core: Option<Arc<ServerCore>>,
     acceptors: Vec<JoinHandle<()>>,
 }
@@ -399,6 +402,9 @@ impl Server {
     /// # Errors
     /// The bind error, with the address in its message.
     pub fn add_insecure_port(&self, addr: &str) -> io::Result<u16> {
+        if let Some(path) = addr.trim().strip_prefix("unix:") {
+            return self.add_unix_port(path.strip_prefix("//").unwrap_or(path));
+        }
         self.add_port(addr, None)
     }
 
@@ -416,6 +422,47 @@ impl Server {
         self.add_port(addr, Some(config))
     }
 
+    /// Listens on a Unix domain socket; a stale socket file at `path` is replaced. Returns 0
+    /// (a Unix socket has no port).
+    #[cfg(unix)]
+    fn add_unix_port(&self, path: &str) -> io::Result<u16> {
+        use std::os::unix::fs::FileTypeExt;
+        if path.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty unix socket path",
+            ));
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if meta.file_type().is_socket() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let l = std::os::unix::net::UnixListener::bind(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on unix:{path}: {e}")))?;
+        let mut st = lock(&self.inner.state);
+        let listener = Listener::Unix(l);
+        match st.phase {
+            Phase::Created => st.listeners.push(listener),
+            Phase::Running => {
+                let core = st.core.clone().expect("running server has a core");
+                let h = spawn_acceptor(core, listener)?;
+                st.acceptors.push(h);
+            }
+            _ => return Err(io::Error::other("the server is stopped")),
+        }
+        st.unix_paths.push(path.into());
+        Ok(0)
+    }
+
+    #[cfg(not(unix))]
+    fn add_unix_port(&self, path: &str) -> io::Result<u16> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("unix:{path}: Unix domain sockets are not available on this platform"),
+        ))
+    }
+
     fn add_port(&self, addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<u16> {
         let addrs = resolve_bind(addr)?;
         let mut last_err = None;
@@ -425,10 +472,10 @@ impl Server {
                     let local = l.local_addr()?;
                     let mut st = lock(&self.inner.state);
                     match st.phase {
-                        Phase::Created => st.listeners.push((l, tls)),
+                        Phase::Created => st.listeners.push(Listener::Tcp(l, tls)),
                         Phase::Running => {
                             let core = st.core.clone().expect("running server has a core");
-                            let h = spawn_acceptor(core, l, tls)?;
+                            let h = spawn_acceptor(core, Listener::Tcp(l, tls))?;
                             st.acceptors.push(h);
                         }
                         _ => {
@@ -491,8 +538,8 @@ impl Server {
             next_conn: AtomicU64::new(1),
         });
         let listeners = std::mem::take(&mut st.listeners);
-        for (l, tls) in listeners {
-            let h = spawn_acceptor(core.clone(), l, tls)?;
+        for l in listeners {
+            let h = spawn_acceptor(core.clone(), l)?;
             st.acceptors.push(h);
         }
         st.core = Some(core);
@@ -525,7 +572,7 @@ impl Server {
     /// cancelled now); then every connection is closed. Returns a handle whose
     /// [`wait`](StopHandle::wait) blocks until everything has stopped.
     pub fn stop(&self, grace: Option<Duration>) -> StopHandle {
-        let (core, acceptors, addrs) = {
+        let (core, acceptors, addrs, unix_paths) = {
             let mut st = lock(&self.inner.state);
             match st.phase {
                 Phase::Created => {
@@ -548,6 +595,7 @@ impl Server {
                 st.core.clone().expect("running server has a core"),
                 std::mem::take(&mut st.acceptors),
                 st.addrs.clone(),
+                st.unix_paths.clone(),
             )
         };
         core.stopping.store(true, Ordering::Release);
@@ -562,11 +610,18 @@ impl Server {
             }
             let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
         }
+        #[cfg(unix)]
+        for p in &unix_paths {
+            let _ = std::os::unix::net::UnixStream::connect(p);
+        }
         core.goaway_all();
         let inner = self.inner.clone();
         let stopper = move || {
             for h in acceptors {
                 let _ = h.join();
+            }
+            for p in &unix_paths {
+                let _ = std::fs::remove_file(p);
             }
             if let Some(g) = grace {
                 let deadline = Instant::now() + g;
@@ -684,32 +739,55 @@ impl Drop for Server {
     }
 }
 
-fn spawn_acceptor(
-    core: Arc<ServerCore>,
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> io::Result<JoinHandle<()>> {
-    let name = format!("grpc-accept-{}", listener.local_addr()?.port());
-    std::thread::Builder::new().name(name).spawn(move || {
-        for sock in listener.incoming() {
-            if core.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            let Ok(sock) = sock else {
-                // EMFILE and friends: keep serving the connections we have.
-                continue;
-            };
-            let id = core.next_conn.fetch_add(1, Ordering::Relaxed);
-            let core = core.clone();
-            let tls = tls.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("grpc-conn-{id}"))
-                .stack_size(256 * 1024)
-                .spawn(move || match tls {
-                    None => conn::serve_tcp(core, sock, id),
-                    Some(tls) => conn::serve_tls(core, sock, id, tls),
-                });
-            drop(spawned);
+/// A bound listening socket, not yet accepting.
+enum Listener {
+    Tcp(TcpListener, Option<Arc<rustls::ServerConfig>>),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Starts a connection's reader thread.
+fn spawn_conn(core: &Arc<ServerCore>, serve: impl FnOnce(Arc<ServerCore>, u64) + Send + 'static) {
+    let id = core.next_conn.fetch_add(1, Ordering::Relaxed);
+    let core = core.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("grpc-conn-{id}"))
+        .stack_size(256 * 1024)
+        .spawn(move || serve(core, id));
+    drop(spawned);
+}
+
+fn spawn_acceptor(core: Arc<ServerCore>, listener: Listener) -> io::Result<JoinHandle<()>> {
+    // EMFILE and friends end one accept, not the loop: keep serving the connections we have.
+    match listener {
+        Listener::Tcp(l, tls) => {
+            let name = format!("grpc-accept-{}", l.local_addr()?.port());
+            std::thread::Builder::new().name(name).spawn(move || {
+                for sock in l.incoming() {
+                    if core.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let Ok(sock) = sock else { continue };
+                    let _ = sock.set_nodelay(true);
+                    let tls = tls.clone();
+                    spawn_conn(&core, move |core, id| match tls {
+                        None => conn::serve_plain(core, sock, id),
+                        Some(tls) => conn::serve_tls(core, sock, id, tls),
+                    });
+                }
+            })
         }
-    })
+        #[cfg(unix)]
+        Listener::Unix(l) => std::thread::Builder::new()
+            .name("grpc-accept-unix".into())
+            .spawn(move || {
+                for sock in l.incoming() {
+                    if core.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let Ok(sock) = sock else { continue };
+                    spawn_conn(&core, move |core, id| conn::serve_plain(core, sock, id));
+                }
+            }),
+    }
 }
