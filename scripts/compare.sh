@@ -108,14 +108,15 @@ record() { # record ROUND SCENARIO IMPL VALUE UNIT EXTRA
 }
 
 h2load_run() { # h2load_run CONNS STREAMS SECONDS -> prints "succeeded req_per_s mean_us"
-  local out
-  out=$(timeout $(( ${1} + 60 )) taskset -c 1 h2load -c "$1" -m "$2" -t 1 -D "$3" -d "$REQ" \
+  local out ms
+  ms=$(awk -v s="$3" 'BEGIN { printf "%dms", s * 1000 }')
+  out=$(timeout 120 taskset -c 1 h2load -c "$1" -m "$2" -t 1 -D "$ms" -d "$REQ" \
     -H 'content-type: application/grpc' -H 'te: trailers' \
     "http://127.0.0.1:$PORT/helloworld.Greeter/SayHello" 2>&1) || { echo "$out" >&2; return 1; }
   local ok rps mean
   ok=$(echo "$out" | sed -nE 's/^requests: .* ([0-9]+) succeeded.*/\1/p')
   rps=$(echo "$out" | sed -nE 's/^finished in [^,]*, ([0-9.]+) req\/s.*/\1/p')
-  mean=$(echo "$out" | awk '/^time for request:/ { v=$5; if (v ~ /us$/) { sub(/us/,"",v) } else if (v ~ /ms$/) { sub(/ms/,"",v); v*=1000 } else if (v ~ /s$/) { sub(/s/,"",v); v*=1e6 } print v }')
+  mean=$(echo "$out" | awk '/^time for request:/ { v=$6; if (v ~ /us$/) { sub(/us/,"",v) } else if (v ~ /ms$/) { sub(/ms/,"",v); v*=1000 } else if (v ~ /s$/) { sub(/s/,"",v); v*=1e6 } print v }')
   echo "$ok $rps $mean"
 }
 
