@@ -2,6 +2,7 @@
 # grpc-sync against tonic, side by side in one run (issue 7).
 #
 #   scripts/compare.sh [--rounds N] [--duration S] [--quick] [--workers N] [--out DIR]
+#   scripts/compare.sh --report [--out DIR]    # reprint the table of a previous run's samples
 #
 # Builds grpc-sync's bench binaries (examples/bench_{server,client}.rs) and tonic's (the separate
 # workspace compare/), then runs every scenario for both implementations, alternating which goes
@@ -14,8 +15,9 @@
 #   client  each bench client → the tonic server, 1 and 16 callers sharing one channel;
 #   stream  each client → its own server, ServerStream 100k × 1 KiB and 1k × 1 MiB.
 #
-# Prints a markdown table of medians and ratios (ours / tonic) and keeps the raw samples in
-# DIR (default target/compare). Needs h2load and protoc (tonic-prost-build): as root it
+# Prints a markdown table of medians, the ratio of the medians (ours / tonic) and the median of
+# the per-round ratios (each round runs both back to back, so that one resists a noisy machine
+# better), and keeps the raw samples in DIR (default target/compare). Needs h2load and protoc (tonic-prost-build): as root it
 # apt-installs nghttp2-client and protobuf-compiler if missing, otherwise it says what to install.
 # Every run is bounded (timeouts on every process) and all traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -26,6 +28,7 @@ WARMUP=1
 WORKERS=${GRPC_SYNC_BENCH_WORKERS:-4}
 OUT=target/compare
 QUICK=0
+REPORT_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -33,7 +36,8 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --report) REPORT_ONLY=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +56,7 @@ need() { # need COMMAND DEBIAN-PACKAGE
   fi
   command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is missing: install Debian's $2" >&2; exit 1; }
 }
+if [ "$REPORT_ONLY" = 0 ]; then
 need h2load nghttp2-client
 need protoc protobuf-compiler
 need taskset util-linux
@@ -60,6 +65,8 @@ if [ "$(nproc)" -lt 2 ]; then echo "error: needs 2 CPUs for the pinning" >&2; ex
 echo "building (release)..." >&2
 cargo build --quiet --release --example bench_server --example bench_client
 cargo build --quiet --release --manifest-path compare/Cargo.toml
+echo "grpc-sync vs tonic — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at start $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds × ${DURATION}s alternating; server pinned to CPU 0, load to CPU 1; grpc-sync --workers $WORKERS" >"$OUT/header.txt"
+fi
 OURS_SERVER=$ROOT/target/release/examples/bench_server
 OURS_CLIENT=$ROOT/target/release/examples/bench_client
 TONIC_SERVER=$ROOT/compare/target/release/tonic_server
@@ -101,7 +108,54 @@ json() { # json FIELD < line
   sed -E "s/.*\"$1\":(\"?)([^,\"}]*).*/\2/"
 }
 
+# Medians per scenario and implementation, and the ratio ours / tonic.
+report() { # report SAMPLES-FILE
+  cat "$OUT/header.txt" 2>/dev/null || true
+  echo "(load average when the table was printed: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "| scenario | grpc-sync | tonic | ratio of medians | median of per-round ratios | grpc-sync detail (medians) | tonic detail (medians) | rounds |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk -F'\t' '
+    function median(key,    n, i, j, t, a) {
+      n = split(vals[key], a, " ")
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+      key = $2 SUBSEP $3
+      vals[key] = (key in vals) ? vals[key] " " $4 : $4
+      per[$2, $3, $1] = $4; if (!(($2, $1) in rseen)) { rseen[$2, $1] = 1; rounds[$2] = rounds[$2] " " $1 }
+      unit[$2] = $5; cnt[key]++
+      if (!($2 in seen)) { seen[$2] = 1; order[++ns] = $2 }
+      m = split($6, kv, " ")
+      for (i = 1; i <= m; i++) {
+        split(kv[i], p, "="); ek = key SUBSEP p[1]
+        vals[ek] = (ek in vals) ? vals[ek] " " p[2] : p[2]
+        if (!((key, p[1]) in hasx)) { hasx[key, p[1]] = 1; xs[key] = xs[key] " " p[1] }
+      }
+    }
+    function detail(key,    n, i, f, out) {
+      n = split(xs[key], f, " "); out = ""
+      for (i = 1; i <= n; i++) out = out (i > 1 ? ", " : "") f[i] " " median(key SUBSEP f[i])
+      return out
+    }
+    END {
+      for (s = 1; s <= ns; s++) {
+        sc = order[s]; o = sc SUBSEP "ours"; t = sc SUBSEP "tonic"
+        mo = median(o); mt = median(t)
+        n = split(rounds[sc], rs, " "); rk = sc SUBSEP "ratio"; delete vals[rk]
+        for (i = 1; i <= n; i++) if (per[sc, "tonic", rs[i]] > 0 && ((sc, "ours", rs[i]) in per)) {
+          r = per[sc, "ours", rs[i]] / per[sc, "tonic", rs[i]]
+          vals[rk] = (rk in vals) ? vals[rk] " " r : r
+        }
+        printf "| %s | %.0f %s | %.0f %s | %.2f× | %.2f× | %s | %s | %d |\n", sc, mo, unit[sc], mt, unit[sc], (mt > 0 ? mo / mt : 0), median(rk), detail(o), detail(t), cnt[o]
+      }
+    }' "$1"
+}
+
+
 RESULTS=$OUT/samples.tsv
+if [ "$REPORT_ONLY" = 1 ]; then report "$RESULTS"; exit 0; fi
 : >"$RESULTS"
 record() { # record ROUND SCENARIO IMPL VALUE UNIT EXTRA
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"
@@ -172,40 +226,4 @@ for round in $(seq "$ROUNDS"); do
   for impl in $order; do stream_scenarios "$round" "$impl"; done
 done
 
-# Medians per scenario and implementation, and the ratio ours / tonic.
-{
-  echo "grpc-sync vs tonic — $(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load at end $(cut -d' ' -f1-3 /proc/loadavg), $ROUNDS rounds × ${DURATION}s, server pinned to CPU 0, load to CPU 1, grpc-sync --workers $WORKERS"
-  echo
-  echo "| scenario | grpc-sync | tonic | ratio | grpc-sync detail (medians) | tonic detail (medians) | rounds |"
-  echo "|---|---|---|---|---|---|---|"
-  awk -F'\t' '
-    function median(key,    n, i, j, t, a) {
-      n = split(vals[key], a, " ")
-      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    {
-      key = $2 SUBSEP $3
-      vals[key] = (key in vals) ? vals[key] " " $4 : $4
-      unit[$2] = $5; cnt[key]++
-      if (!($2 in seen)) { seen[$2] = 1; order[++ns] = $2 }
-      m = split($6, kv, " ")
-      for (i = 1; i <= m; i++) {
-        split(kv[i], p, "="); ek = key SUBSEP p[1]
-        vals[ek] = (ek in vals) ? vals[ek] " " p[2] : p[2]
-        if (!((key, p[1]) in hasx)) { hasx[key, p[1]] = 1; xs[key] = xs[key] " " p[1] }
-      }
-    }
-    function detail(key,    n, i, f, out) {
-      n = split(xs[key], f, " "); out = ""
-      for (i = 1; i <= n; i++) out = out (i > 1 ? ", " : "") f[i] " " median(key SUBSEP f[i])
-      return out
-    }
-    END {
-      for (s = 1; s <= ns; s++) {
-        sc = order[s]; o = sc SUBSEP "ours"; t = sc SUBSEP "tonic"
-        mo = median(o); mt = median(t)
-        printf "| %s | %.0f %s | %.0f %s | %.2f× | %s | %s | %d |\n", sc, mo, unit[sc], mt, unit[sc], (mt > 0 ? mo / mt : 0), detail(o), detail(t), cnt[o]
-      }
-    }' "$RESULTS"
-} | tee "$OUT/table.md"
+report "$RESULTS" | tee "$OUT/table.md"
