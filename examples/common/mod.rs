@@ -9,6 +9,7 @@
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod cal;
 pub mod calculator;
 pub mod checks;
@@ -28,6 +29,11 @@ pub mod streams;
 /// Generated code is not held to our clippy settings.
 #[allow(clippy::all)]
 pub mod pb {
+    /// `proto/bench.proto` alone: it shares package `helloworld` with `helloworld.proto`, so
+    /// it lives in a module of its own (the wire names are `helloworld.Streamer/...`).
+    pub mod bench {
+        include!("../generated/bench.rs");
+    }
     pub mod calculator {
         include!("../generated/calculator.rs");
     }

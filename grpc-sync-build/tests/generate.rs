@@ -231,7 +231,8 @@ fn compile_protos_without_out_dir_needs_a_build_script() {
 /// Protos whose generated code is checked in once, for the examples, as
 /// `examples/generated/<stem>.rs` (one file each; `grpc_testing` is the interop suite's
 /// package, from `proto/grpc/testing/test.proto` and its imports).
-const EXAMPLE_STEMS: [&str; 9] = [
+const EXAMPLE_STEMS: [&str; 10] = [
+    "bench",
     "calculator",
     "compute",
     "contact",

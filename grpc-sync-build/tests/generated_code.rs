@@ -22,7 +22,7 @@ pub mod gen {
         include!("../../examples/generated/helloworld.rs");
     }
     pub mod bench {
-        include!("generated/bench/helloworld.rs");
+        include!("../../examples/generated/bench.rs");
     }
     pub mod route_guide {
         include!("../../examples/generated/route_guide.rs");

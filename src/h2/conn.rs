@@ -269,7 +269,7 @@ impl std::error::Error for SendError {}
 
 /// A cheap hasher for stream ids (Fibonacci hashing of the u32).
 #[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -285,7 +285,9 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<StreamId, V, BuildHasherDefault<IdHasher>>;
+/// A map keyed by stream id with [`IdHasher`]: stream ids need no SipHash (the number of
+/// streams a peer may have open is bounded, so collisions it might aim for cost little).
+pub(crate) type IdMap<V> = HashMap<StreamId, V, BuildHasherDefault<IdHasher>>;
 
 /// What a header block being received will be applied to, decided at its HEADERS frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,14 +15,15 @@
 //! `state`. The state lock is never held across a socket call, so a peer that stops reading
 //! stalls only the writer, never the reader.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::h2::conn::{Connection, Event, SendError};
+use crate::h2::conn::{Connection, Event, IdMap, SendError};
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
@@ -61,10 +62,40 @@ pub(crate) enum StreamError {
     Refused,
 }
 
+/// A condition variable paired with the state lock that makes no wake-up syscall when nobody
+/// waits on it, nor when everyone waiting has been woken already.
+///
+/// `std`'s futex-based `Condvar` enters the kernel on every `notify_*`, waiter or not; the
+/// reader thread notifies a stream's variable for each event (HEADERS, DATA, trailers, the
+/// stream's closing), mostly with nobody waiting or with the waiter already woken by the
+/// previous event of the same batch: three or four futex calls per unary RPC, on both sides.
+///
+/// Every wait and every notify happens under the connection's state lock (the state changes a
+/// waiter looks for are made under it too), so the two counters need no further ordering:
+/// `waiting` counts threads that wait and have not been woken, `generation` tells a returning
+/// waiter whether a notify already took it off that count.
+#[derive(Default)]
+pub(crate) struct WaitCell {
+    cv: Condvar,
+    waiting: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl WaitCell {
+    /// Wakes every thread waiting on this cell, if there is any not woken yet. Call it with
+    /// the state lock held.
+    pub fn notify_all(&self) {
+        if self.waiting.swap(0, Ordering::Relaxed) > 0 {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            self.cv.notify_all();
+        }
+    }
+}
+
 /// Receive-side state of one stream, filled by the reader thread.
 pub(crate) struct StreamSlot {
     /// Woken on anything that may unblock a receiver or a sender of this stream.
-    pub cv: Arc<Condvar>,
+    pub cv: Arc<WaitCell>,
     /// The first header block (request or response head, or a trailers-only response).
     pub head: Option<Vec<Header>>,
     /// Whether the head has been handed to the application already.
@@ -94,7 +125,7 @@ pub(crate) struct StreamSlot {
 impl StreamSlot {
     fn new() -> StreamSlot {
         StreamSlot {
-            cv: Arc::new(Condvar::new()),
+            cv: Arc::new(WaitCell::default()),
             head: None,
             head_taken: false,
             data: VecDeque::new(),
@@ -116,14 +147,14 @@ pub(crate) struct State {
     /// The HTTP/2 state machine.
     pub conn: Connection,
     /// Per-stream receive state, keyed by stream id.
-    pub streams: HashMap<StreamId, StreamSlot>,
+    pub streams: IdMap<StreamSlot>,
     /// Set once the connection can no longer be used.
     pub lost: Option<ConnLost>,
     /// The peer's GOAWAY: no new streams may be opened.
     pub goaway: Option<(StreamId, Reason)>,
     /// Woken when streams close, the peer's settings change or the connection dies: for callers
     /// waiting for a free stream slot (MAX_CONCURRENT_STREAMS).
-    pub conn_cv: Arc<Condvar>,
+    pub conn_cv: Arc<WaitCell>,
     /// Callbacks to run once the lock is released (stream-finished callbacks).
     pub deferred: Vec<Box<dyn FnOnce() + Send>>,
     /// Close the connection as soon as no stream is left (the channel was dropped or closed).
@@ -154,7 +185,7 @@ impl State {
     }
 
     /// Registers a slot for a stream (a new incoming stream, or one we just opened).
-    pub fn insert_slot(&mut self, id: StreamId) -> Arc<Condvar> {
+    pub fn insert_slot(&mut self, id: StreamId) -> Arc<WaitCell> {
         let slot = self.streams.entry(id).or_insert_with(StreamSlot::new);
         slot.cv.clone()
     }
@@ -198,10 +229,10 @@ impl Shared {
         Arc::new(Shared {
             state: Mutex::new(State {
                 conn,
-                streams: HashMap::new(),
+                streams: IdMap::default(),
                 lost: None,
                 goaway: None,
-                conn_cv: Arc::new(Condvar::new()),
+                conn_cv: Arc::new(WaitCell::default()),
                 deferred: Vec::new(),
                 close_when_idle: false,
             }),
@@ -245,10 +276,26 @@ impl Shared {
         }
     }
 
-    /// Waits on `cv` until `deadline` (forever if `None`). Returns the guard and whether the
+    /// Waits on `cell` until `deadline` (forever if `None`). Returns the guard and whether the
     /// deadline passed.
     pub fn wait<'a>(
         &'a self,
+        cell: &WaitCell,
+        st: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        // Both counters change only under the state lock: see `WaitCell`.
+        let generation = cell.generation.load(Ordering::Relaxed);
+        cell.waiting.fetch_add(1, Ordering::Relaxed);
+        let (st, timed_out) = Self::wait_on(&cell.cv, st, deadline);
+        if cell.generation.load(Ordering::Relaxed) == generation {
+            // Timed out or woke spuriously: no notify counted us off.
+            cell.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        (st, timed_out)
+    }
+
+    fn wait_on<'a>(
         cv: &Condvar,
         st: MutexGuard<'a, State>,
         deadline: Option<Instant>,
@@ -556,7 +603,7 @@ fn drop_slot(st: &mut State, id: StreamId) {
 pub(crate) struct StreamHandle {
     shared: Arc<Shared>,
     id: StreamId,
-    cv: Arc<Condvar>,
+    cv: Arc<WaitCell>,
     /// Views (see [`StreamHandle::view`]) neither reset nor forget the stream when dropped.
     owner: bool,
 }
@@ -902,7 +949,7 @@ fn send_error(e: SendError, lost: &Option<ConnLost>) -> StreamError {
 fn recv_data(
     shared: &Arc<Shared>,
     id: StreamId,
-    cv: &Condvar,
+    cv: &WaitCell,
     deadline: Option<Instant>,
 ) -> Result<Recv, StreamError> {
     let mut st = shared.lock();
