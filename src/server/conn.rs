@@ -1,7 +1,7 @@
 //! One accepted connection on the server: HTTP/1 detection, the reader thread, and the
 //! dispatcher that turns new streams into RPCs on the worker pool.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::codec::MessageDecoder;
 use crate::compression::{AcceptEncoding, CompressionEncoding, ACCEPT_ENCODING};
-use crate::h2::conn::{Connection, Role};
+use crate::h2::conn::{Connection, IdMap, Role};
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
@@ -191,8 +191,8 @@ fn serve_h2(
         core: core.clone(),
         peer,
         auth,
-        pending: HashMap::new(),
-        calls: HashMap::new(),
+        pending: IdMap::default(),
+        calls: IdMap::default(),
         deadlines: BTreeSet::new(),
         deferred: Vec::new(),
         streaming: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
@@ -249,8 +249,8 @@ struct ServerDispatcher {
     peer: String,
     /// What TLS established about the client (secure ports only).
     auth: Option<Arc<AuthContext>>,
-    pending: HashMap<StreamId, Pending>,
-    calls: HashMap<StreamId, Arc<CallState>>,
+    pending: IdMap<Pending>,
+    calls: IdMap<Arc<CallState>>,
     deadlines: BTreeSet<(Instant, StreamId)>,
     deferred: Vec<Callback>,
     /// Streaming RPCs of this connection holding a worker.
