@@ -1,13 +1,12 @@
 //! The fixed pool of handler threads, and the statistics a person needs to size it.
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::transport::driver::lock;
+use crossbeam_channel::{Receiver, Sender};
 
 /// A unit of work: one RPC's handler, run to completion on a worker.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -68,55 +67,30 @@ pub struct PoolStats {
 
 /// Exactly `n` threads taking jobs from one FIFO channel.
 pub(crate) struct Pool {
-    queue: Arc<Queue>,
+    tx: Mutex<Option<Sender<(Instant, Job)>>>,
     counters: Arc<Counters>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
-}
-
-/// The FIFO the workers take jobs from.
-///
-/// A mutex and a condition variable rather than a channel: idle workers go to sleep at once
-/// instead of spinning and yielding first (on a 2-core machine the spinning of idle workers
-/// took most of the CPU the one busy thread needed), and a submit wakes a worker only if one
-/// is asleep.
-struct Queue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-}
-
-struct QueueState {
-    jobs: VecDeque<(Instant, Job)>,
-    /// Workers waiting in `ready`.
-    sleeping: usize,
-    closed: bool,
 }
 
 impl Pool {
     /// Starts `workers` threads (at least one).
     pub fn new(workers: usize, name: &str) -> Pool {
         let workers = workers.max(1);
-        let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState {
-                jobs: VecDeque::new(),
-                sleeping: 0,
-                closed: false,
-            }),
-            ready: Condvar::new(),
-        });
+        let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Job)>();
         let counters = Arc::new(Counters::default());
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
-            let q = queue.clone();
+            let rx: Receiver<(Instant, Job)> = rx.clone();
             let c = counters.clone();
             let t = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || worker_loop(&q, &c))
+                .spawn(move || worker_loop(rx, c))
                 .expect("spawning a worker thread");
             threads.push(t);
         }
         Pool {
-            queue,
+            tx: Mutex::new(Some(tx)),
             counters,
             threads: Mutex::new(threads),
             workers,
@@ -125,27 +99,27 @@ impl Pool {
 
     /// Queues a job; returns it back if the pool has been shut down.
     pub fn execute(&self, job: Job) -> Result<(), Job> {
-        let mut st = lock(&self.queue.state);
-        if st.closed {
-            return Err(job);
+        let guard = crate::transport::driver::lock(&self.tx);
+        match guard.as_ref() {
+            Some(tx) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                tx.send((Instant::now(), job)).map_err(|e| {
+                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                    e.into_inner().1
+                })
+            }
+            None => Err(job),
         }
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        st.jobs.push_back((Instant::now(), job));
-        if st.sleeping > 0 {
-            self.queue.ready.notify_one();
-        }
-        Ok(())
     }
 
     /// Stops taking jobs; workers finish what is queued and exit. `join` waits for them.
     pub fn shutdown(&self) {
-        lock(&self.queue.state).closed = true;
-        self.queue.ready.notify_all();
+        crate::transport::driver::lock(&self.tx).take();
     }
 
     /// Waits for every worker to exit (after [`Pool::shutdown`]).
     pub fn join(&self) {
-        let threads = std::mem::take(&mut *lock(&self.threads));
+        let threads = std::mem::take(&mut *crate::transport::driver::lock(&self.threads));
         for t in threads {
             let _ = t.join();
         }
@@ -178,24 +152,8 @@ impl Pool {
     }
 }
 
-/// The next job, sleeping while there is none; `None` once the pool is closed and drained.
-fn next_job(q: &Queue) -> Option<(Instant, Job)> {
-    let mut st = lock(&q.state);
-    loop {
-        if let Some(job) = st.jobs.pop_front() {
-            return Some(job);
-        }
-        if st.closed {
-            return None;
-        }
-        st.sleeping += 1;
-        st = q.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-        st.sleeping -= 1;
-    }
-}
-
-fn worker_loop(q: &Queue, c: &Counters) {
-    while let Some((queued_at, job)) = next_job(q) {
+fn worker_loop(rx: Receiver<(Instant, Job)>, c: Arc<Counters>) {
+    while let Ok((queued_at, job)) = rx.recv() {
         c.queued.fetch_sub(1, Ordering::Relaxed);
         let waited = queued_at.elapsed().as_micros() as u64;
         let bucket = QUEUE_WAIT_BUCKETS_US
