@@ -427,7 +427,7 @@ fn spawn_sender<Req, I>(
             for msg in iter {
                 buf.clear();
                 codec::encode_message_with(&msg, &mut buf, max_send, encoding)?;
-                if view.send_data(&buf, false, deadline).is_err() {
+                if view.send_stream_message(&buf, deadline).is_err() {
                     // The call ended (response, reset, deadline): stop pulling requests.
                     return Ok(());
                 }

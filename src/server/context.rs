@@ -368,7 +368,7 @@ impl ServerContext {
     pub(crate) fn send_framed(&self, framed: &[u8]) -> Result<(), Status> {
         self.ensure_headers()?;
         self.stream
-            .send_data(framed, false, self.deadline)
+            .send_stream_message(framed, self.deadline)
             .map_err(|e| stream_status(&e))
     }
 

@@ -203,6 +203,30 @@ pub(crate) struct Shared {
     writer: Mutex<Box<dyn Write + Send>>,
     /// Shuts the socket down (both halves), which also ends the reader thread.
     closer: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The background writer of stream messages, started on first use (see
+    /// [`Shared::flush_later`]).
+    flusher: std::sync::OnceLock<Arc<Flusher>>,
+}
+
+/// Wakes a connection's background writer: `pending` says there is output to write, `stop`
+/// that the connection is gone.
+#[derive(Default)]
+struct Flusher {
+    state: Mutex<(bool, bool)>,
+    cv: Condvar,
+}
+
+impl Flusher {
+    fn signal(&self, stop: bool) {
+        let mut g = lock(&self.state);
+        let wake = !g.0 || stop;
+        g.0 = true;
+        g.1 |= stop;
+        drop(g);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking handler must not take the connection down.
@@ -238,7 +262,48 @@ impl Shared {
             }),
             writer: Mutex::new(writer),
             closer,
+            flusher: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Leaves the output for the connection's background writer instead of writing it on this
+    /// thread, then releases the state lock.
+    ///
+    /// For stream messages: while the writer is in its `write`, the producer keeps appending
+    /// messages, so a fast stream leaves in a few large writes instead of one per message; a
+    /// sparse stream's message still leaves after one thread hand-off. (Unary responses keep
+    /// writing on the producing thread: one write, no hand-off.)
+    pub fn flush_later(self: &Arc<Self>, st: MutexGuard<'_, State>) {
+        if !st.conn.has_output() || st.lost.is_some() {
+            return;
+        }
+        drop(st);
+        let f = self.flusher.get_or_init(|| {
+            let f = Arc::new(Flusher::default());
+            let (f2, weak) = (f.clone(), Arc::downgrade(self));
+            let spawned = std::thread::Builder::new()
+                .name("grpc-conn-writer".into())
+                .stack_size(64 * 1024)
+                .spawn(move || flusher_loop(&f2, &weak));
+            if spawned.is_err() {
+                // No thread: stay correct by writing on the producing threads.
+                f.signal(true);
+            }
+            f
+        });
+        if lock(&f.state).1 {
+            // Stopped or never started: write here.
+            self.flush(self.lock());
+            return;
+        }
+        f.signal(false);
+    }
+
+    /// Ends the background writer, if any (the connection is gone).
+    fn stop_flusher(&self) {
+        if let Some(f) = self.flusher.get() {
+            f.signal(true);
+        }
     }
 
     /// Takes the state lock.
@@ -342,6 +407,31 @@ impl Shared {
     }
 }
 
+/// The background writer: writes the connection's pending output whenever signalled, until
+/// the connection is gone.
+fn flusher_loop(f: &Flusher, shared: &std::sync::Weak<Shared>) {
+    loop {
+        {
+            let mut g = lock(&f.state);
+            while !g.0 && !g.1 {
+                g = f.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            if g.1 {
+                return;
+            }
+            g.0 = false;
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let st = shared.lock();
+        if st.lost.is_some() {
+            return;
+        }
+        shared.flush(st);
+    }
+}
+
 /// What the reader thread asks of the role that owns the connection.
 pub(crate) trait Dispatcher: Send {
     /// The peer opened stream `id` (server role). Called under the state lock with the slot
@@ -435,6 +525,7 @@ pub(crate) fn run_reader(
             let out = st.conn.output().split();
             dispatcher.closed(&shared, &mut st);
             drop(st);
+            shared.stop_flusher();
             if !out.is_empty() {
                 if let Ok(mut w) = shared.writer.lock() {
                     let _ = w.write_all(&out);
@@ -840,9 +931,30 @@ impl StreamHandle {
     /// passes.
     pub fn send_data(
         &self,
+        data: &[u8],
+        end_stream: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), StreamError> {
+        self.send_data_inner(data, end_stream, deadline, false)
+    }
+
+    /// [`send_data`](Self::send_data) for one message of a stream: the final write is left to
+    /// the connection's background writer, so consecutive messages coalesce (see
+    /// [`Shared::flush_later`]).
+    pub fn send_stream_message(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), StreamError> {
+        self.send_data_inner(data, false, deadline, true)
+    }
+
+    fn send_data_inner(
+        &self,
         mut data: &[u8],
         end_stream: bool,
         deadline: Option<Instant>,
+        later: bool,
     ) -> Result<(), StreamError> {
         let mut st = self.shared.lock();
         loop {
@@ -875,7 +987,11 @@ impl StreamHandle {
                 return Err(StreamError::Timeout);
             }
         }
-        self.shared.flush(st);
+        if later {
+            self.shared.flush_later(st);
+        } else {
+            self.shared.flush(st);
+        }
         Ok(())
     }
 
