@@ -225,6 +225,8 @@ fn panicking_handler_is_unknown_and_the_pool_keeps_serving() {
         .unwrap()
         .into_inner();
     assert_eq!(r.n, 2);
+    // The panic is counted after the UNKNOWN answer left: read the final statistics.
+    assert!(s.server.stop(None).wait_timeout(WAIT));
     let stats = s.server.pool_stats();
     assert_eq!(stats.workers, 1);
     assert_eq!(stats.panicked, 3);
@@ -590,10 +592,15 @@ fn pool_stats_count_started_and_finished() {
             .unwrap()
             .into_inner();
     }
+    // A worker counts its RPC finished after the client already has the answer: stopping
+    // joins every worker, so the statistics read after it are final.
+    assert!(s.server.stop(None).wait_timeout(WAIT));
     let st = s.server.pool_stats();
     assert_eq!(st.workers, 3);
-    assert_eq!(st.started, 5);
-    // The last worker may still be between writing its response and counting it finished.
-    assert!((4..=5).contains(&st.finished), "{st:?}");
+    assert_eq!(
+        (st.started, st.finished, st.busy, st.queued),
+        (5, 5, 0, 0),
+        "{st:?}"
+    );
     assert_eq!(st.queue_wait_histogram.iter().sum::<u64>(), 5);
 }

@@ -239,6 +239,7 @@ impl ServerBuilder {
                     listeners: Vec::new(),
                     addrs: Vec::new(),
                     unix_paths: Vec::new(),
+                    final_stats: None,
                     core: None,
                     acceptors: Vec::new(),
                 }),
@@ -264,6 +265,8 @@ struct ServerState {
     addrs: Vec<SocketAddr>,
     /// Unix socket paths listened on: woken at stop, removed after.
     unix_paths: Vec<std::path::PathBuf>,
+    /// The pool's statistics when the server stopped (every worker joined).
+    final_stats: Option<PoolStats>,
     core: Option<Arc<ServerCore>>,
     acceptors: Vec<JoinHandle<()>>,
 }
@@ -550,8 +553,12 @@ impl Server {
     /// Statistics of the worker pool: busy workers, queue length, RPCs started and finished, and
     /// the queue-wait histogram. All zero before `start`.
     pub fn pool_stats(&self) -> PoolStats {
-        match &lock(&self.inner.state).core {
-            Some(core) => core.pool.stats(),
+        let st = lock(&self.inner.state);
+        if let Some(core) = &st.core {
+            return core.pool.stats();
+        }
+        match &st.final_stats {
+            Some(stats) => stats.clone(),
             None => PoolStats {
                 workers: self.inner.config.max_workers,
                 busy: 0,
@@ -635,6 +642,7 @@ impl Server {
             core.pool.join();
             let mut st = lock(&inner.state);
             st.phase = Phase::Stopped;
+            st.final_stats = Some(core.pool.stats());
             st.core = None;
             inner.terminated.notify_all();
         };
