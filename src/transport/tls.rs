@@ -522,7 +522,15 @@ fn io_to_text(e: &io::Error) -> String {
 struct TlsSession {
     tls: Mutex<rustls::Connection>,
     out: Mutex<TcpStream>,
+    /// Whether any application data came from the peer (set by the reader): a close before
+    /// that is worth explaining, on either half.
+    got_data: std::sync::atomic::AtomicBool,
 }
+
+/// Why a peer closes a TLS connection right after the handshake, before any data.
+const CLOSED_AFTER_HANDSHAKE: &str = "the peer closed the TLS connection right after the \
+     handshake, before sending anything: did it reject our certificate, or require a client \
+     certificate we did not send?";
 
 impl TlsSession {
     /// Takes the records `tls` has to send, then (holding `out` before letting go of `tls`, to
@@ -601,14 +609,15 @@ impl Read for TlsReader {
             }
             if filled > 0 {
                 self.got_data = true;
+                self.session
+                    .got_data
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 return Ok(filled);
             }
             if (closed || self.eof) && !self.got_data {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the peer closed the TLS connection right after the handshake, before \
-                     sending anything: did it reject our certificate, or require a client \
-                     certificate we did not send?",
+                    CLOSED_AFTER_HANDSHAKE,
                 ));
             }
             if closed || self.eof {
@@ -643,7 +652,27 @@ impl Write for TlsWriter {
         for chunk in buf.chunks(64 * 1024) {
             let mut tls = lock(&self.session.tls);
             tls.writer().write_all(chunk)?;
-            self.session.send_pending(tls, &mut self.scratch)?;
+            if let Err(e) = self.session.send_pending(tls, &mut self.scratch) {
+                // TLS 1.3 finishes the client's handshake before the server checks the client
+                // certificate; a server that rejects it closes, and our first write can fail
+                // before the reader sees the alert. Say what that usually means.
+                let early = !self
+                    .session
+                    .got_data
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if early
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    )
+                {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{e}: {CLOSED_AFTER_HANDSHAKE}"),
+                    ));
+                }
+                return Err(e);
+            }
         }
         Ok(buf.len())
     }
@@ -748,6 +777,7 @@ fn handshake(
         (Err(e), _) | (_, Err(e)) => return Err(HandshakeError::Io(e.to_string())),
     };
     let session = Arc::new(TlsSession {
+        got_data: std::sync::atomic::AtomicBool::new(false),
         tls: Mutex::new(conn),
         out: Mutex::new(wr),
     });
