@@ -47,15 +47,20 @@ impl Streamer for Stream {
 fn main() -> Result<(), common::BoxError> {
     let flags = Flags::from_env();
     if flags.get("help").is_some() || !flags.positional.is_empty() {
-        common::bench::die("usage: bench_server [--port P] [--workers N] [--host H]");
+        common::bench::die(
+            "usage: bench_server [--port P] [--workers N] [--host H] [--inline true|false]",
+        );
     }
-    flags.only(&["port", "workers", "host", "help"]);
+    flags.only(&["port", "workers", "host", "inline", "help"]);
     let port: u16 = flags.num("port", common::DEFAULT_PORT);
     let workers: usize = flags.num("workers", 4);
     let host = flags.get("host").unwrap_or("127.0.0.1");
+    // Whether reader threads may run unary handlers in place (ServerBuilder::inline_unary).
+    let inline = flags.get("inline").unwrap_or("true") != "false";
 
     let server = Server::builder()
         .max_workers(workers)
+        .inline_unary(inline)
         .add_service(GreeterServer::new(Hello))
         .add_service(StreamerServer::new(Stream))
         .build();

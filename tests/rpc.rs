@@ -65,6 +65,11 @@ fn math_service(probe: Probe) -> Service {
             |_m: Num, _ctx: &ServerContext| -> Result<Num, Status> { panic!("handler bug") },
         )
         .unary("Echo", |m: Text, _ctx: &ServerContext| Ok(m))
+        .unary("WhereAmI", |_m: Num, _ctx: &ServerContext| {
+            Ok(Text {
+                s: std::thread::current().name().unwrap_or("").to_string(),
+            })
+        })
         .unary("Metadata", |m: Text, ctx: &ServerContext| {
             let mut initial = MetadataMap::new();
             let got = ctx.metadata().get("x-in").unwrap_or("none").to_string();
@@ -603,4 +608,75 @@ fn pool_stats_count_started_and_finished() {
         "{st:?}"
     );
     assert_eq!(st.queue_wait_histogram.iter().sum::<u64>(), 5);
+}
+
+fn thread_of_handler(ch: &Channel) -> String {
+    ch.unary::<_, Text>("/test.Math/WhereAmI", Request::new(num(0)))
+        .unwrap()
+        .into_inner()
+        .s
+}
+
+#[test]
+fn unary_handlers_run_on_the_reader_thread_unless_inline_is_off() {
+    let (s, _rx) = start_default();
+    let name = thread_of_handler(&s.channel());
+    assert!(name.starts_with("grpc-conn"), "{name}");
+    let (s, _rx) = start(|b| b.max_workers(4).inline_unary(false));
+    let name = thread_of_handler(&s.channel());
+    assert!(name.starts_with("grpc-worker"), "{name}");
+}
+
+#[test]
+fn a_slow_inline_handler_does_not_hold_up_its_connection() {
+    // One channel, one connection: while a handler that read its request on the connection's
+    // reader thread waits, the reading moves on and the connection's other RPCs, and the
+    // cancel that ends the slow one, still get through.
+    let (s, rx) = start_default();
+    let ch = s.channel();
+    let slow = ch.unary_future::<_, Num>(
+        "/test.Math/WaitForCancel",
+        Request::new(num(0)).with_timeout(WAIT),
+    );
+    expect_event(&rx, "started");
+    for i in 0..20 {
+        let r: Num = ch
+            .unary(
+                "/test.Math/Double",
+                Request::new(num(i)).with_timeout(Duration::from_secs(5)),
+            )
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.n, i * 2);
+    }
+    assert!(slow.cancel());
+    expect_event(&rx, "active=false");
+}
+
+#[test]
+fn inline_handlers_count_against_max_workers() {
+    // With one worker permit held by a handler running on connection 1's reader thread, a call
+    // on connection 2 waits for it (and its deadline passes) instead of running beside it.
+    let (s, rx) = start(|b| b.max_workers(1));
+    let (ch1, ch2) = (s.channel(), s.channel());
+    let slow = ch1.unary_future::<_, Num>(
+        "/test.Math/WaitForCancel",
+        Request::new(num(0)).with_timeout(WAIT),
+    );
+    expect_event(&rx, "started");
+    assert_eq!(s.server.pool_stats().busy, 1);
+    let e = ch2
+        .unary::<_, Num>(
+            "/test.Math/Double",
+            Request::new(num(1)).with_timeout(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
+    assert!(slow.cancel());
+    expect_event(&rx, "active=false");
+    let r: Num = ch2
+        .unary("/test.Math/Double", Request::new(num(21)))
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.n, 42);
 }

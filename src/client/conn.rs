@@ -405,7 +405,7 @@ impl Connector {
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())
             .stack_size(256 * 1024)
-            .spawn(move || run_reader(s2, rd, &mut ClientDispatcher));
+            .spawn(move || run_reader(s2, rd, ClientDispatcher));
         if spawned.is_err() {
             shared.close(crate::transport::driver::ConnLost::Io(
                 "cannot spawn the connection's reader thread".into(),

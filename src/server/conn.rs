@@ -19,13 +19,15 @@ use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
 use crate::metadata::MetadataMap;
 use crate::server::context::{stream_status, CallState, ServerContext};
+use crate::server::handoff::Seat;
 use crate::server::service::Method;
 use crate::server::ServerCore;
 use crate::status::{Code, Status};
 use crate::streaming::MessageSource;
 use crate::timeout::decode_grpc_timeout;
 use crate::transport::driver::{
-    run_reader, Dispatcher, ReadHalf, Recv, Shared, State, StreamError, StreamHandle,
+    set_before_block, BeforeBlock, Dispatcher, ReadHalf, Reader, Recv, Shared, State, StreamError,
+    StreamHandle,
 };
 use crate::transport::tls::{self, AuthContext};
 
@@ -187,7 +189,7 @@ fn serve_h2(
     if !core.register_conn(conn_id, shared.clone()) {
         return;
     }
-    let mut d = ServerDispatcher {
+    let d = ServerDispatcher {
         core: core.clone(),
         peer,
         auth,
@@ -196,10 +198,81 @@ fn serve_h2(
         deadlines: BTreeSet::new(),
         deferred: Vec::new(),
         streaming: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        inline: None,
     };
     // Events already produced by the first bytes are routed on the first round.
-    run_reader(shared, rd, &mut d);
-    core.unregister_conn(conn_id);
+    let role = ConnReader {
+        reader: Reader::new(shared, rd, d),
+        seat: Seat::new(core.handoff.clone(), resume_reading),
+        conn_id,
+    };
+    if read_loop(role) == LoopEnd::Orphaned {
+        // Another thread reads this connection now; this one waits to take over another's.
+        core.handoff.become_spare();
+    }
+}
+
+/// A connection's reading role: what moves between threads while a reader thread runs a
+/// handler (see `server::handoff`).
+pub(crate) struct ConnReader {
+    reader: Reader<ServerDispatcher>,
+    seat: Arc<Seat<ConnReader>>,
+    conn_id: u64,
+}
+
+#[derive(PartialEq, Eq)]
+enum LoopEnd {
+    /// The connection is over.
+    Ended,
+    /// This thread ran a handler for long enough that the reading moved to another thread.
+    Orphaned,
+}
+
+fn resume_reading(role: ConnReader) {
+    // On a spare thread: when the role moves on again, this thread just becomes idle again.
+    let _ = read_loop(role);
+}
+
+/// Reads the connection; runs a unary handler right here (no hand-off) when a worker permit is
+/// free, leaving the reading role on the seat meanwhile.
+fn read_loop(mut r: ConnReader) -> LoopEnd {
+    loop {
+        if !r.reader.step() {
+            let core = r.reader.dispatcher.core.clone();
+            if let Some(job) = r.reader.dispatcher.inline.take() {
+                // The connection died as this request completed: the handler still runs (and
+                // finds its stream broken), so its RPC is accounted for.
+                queue_job(&core, job);
+            }
+            core.unregister_conn(r.conn_id);
+            return LoopEnd::Ended;
+        }
+        let Some(job) = r.reader.dispatcher.inline.take() else {
+            continue;
+        };
+        let core = r.reader.dispatcher.core.clone();
+        let Some(permit) = core.pool.try_inline() else {
+            queue_job(&core, job);
+            continue;
+        };
+        let seat = r.seat.clone();
+        seat.park(r);
+        set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
+        permit.run(job);
+        set_before_block(None);
+        match seat.unpark() {
+            Some(back) => r = back,
+            None => return LoopEnd::Orphaned,
+        }
+    }
+}
+
+fn queue_job(core: &ServerCore, job: Callback) {
+    if let Err(job) = core.pool.execute(job) {
+        // The pool is gone (the server stopped and closed every connection): dropping the job
+        // drops its stream.
+        drop(job);
+    }
 }
 
 /// Answers an HTTP/1.x request on the gRPC port with a clear error instead of a silent close.
@@ -255,6 +328,9 @@ struct ServerDispatcher {
     deferred: Vec<Callback>,
     /// Streaming RPCs of this connection holding a worker.
     streaming: Arc<std::sync::atomic::AtomicUsize>,
+    /// A unary RPC whose request is complete, for the reader thread to run itself after this
+    /// round if a worker permit is free (see `read_loop`).
+    inline: Option<Callback>,
 }
 
 /// Sends a trailers-only response from the reader thread (an RPC that never reached a handler).
@@ -467,9 +543,13 @@ impl ServerDispatcher {
             }
             core2.end_rpc();
         });
-        if let Err(job) = core.pool.execute(job) {
-            // The pool is gone (server stopping): running the job drops it cleanly.
-            drop(job);
+        if !holds_stream && core.config.inline_unary {
+            // The latest one waits for the end of the round; earlier ones go to the pool now.
+            if let Some(earlier) = self.inline.replace(job) {
+                queue_job(&core, earlier);
+            }
+        } else {
+            queue_job(&core, job);
         }
     }
 }

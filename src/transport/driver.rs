@@ -349,6 +349,7 @@ impl Shared {
         st: MutexGuard<'a, State>,
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, State>, bool) {
+        before_block();
         // Both counters change only under the state lock: see `WaitCell`.
         let generation = cell.generation.load(Ordering::Relaxed);
         cell.waiting.fetch_add(1, Ordering::Relaxed);
@@ -474,35 +475,62 @@ impl ReadHalf for std::os::unix::net::UnixStream {
     }
 }
 
-/// The reader loop: socket → state machine → stream slots. Returns when the connection ends.
-pub(crate) fn run_reader(
+/// The reader loop: socket → state machine → stream slots, until the connection ends.
+pub(crate) fn run_reader<D: Dispatcher>(shared: Arc<Shared>, rd: Box<dyn ReadHalf>, dispatcher: D) {
+    let mut r = Reader::new(shared, rd, dispatcher);
+    while r.step() {}
+}
+
+/// The reading side of a connection as a value: a server moves it to another thread while the
+/// thread that read a request runs its handler (see `server::conn`).
+pub(crate) struct Reader<D: Dispatcher> {
     shared: Arc<Shared>,
-    mut rd: Box<dyn ReadHalf>,
-    dispatcher: &mut dyn Dispatcher,
-) {
-    // 64 KiB: several full DATA frames per read without holding much memory per connection.
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut wake_at: Option<Instant> = None;
-    let mut timeout_set: Option<Duration> = None;
-    // Send what the state machine queued at creation (preface, SETTINGS).
-    shared.flush(shared.lock());
-    loop {
-        let want = wake_at.map(|t| {
+    rd: Box<dyn ReadHalf>,
+    buf: Vec<u8>,
+    wake_at: Option<Instant>,
+    timeout_set: Option<Duration>,
+    /// The role that owns the connection.
+    pub dispatcher: D,
+}
+
+impl<D: Dispatcher> Reader<D> {
+    /// Takes over a connection's read half; sends what the state machine queued at creation
+    /// (preface, SETTINGS).
+    pub fn new(shared: Arc<Shared>, rd: Box<dyn ReadHalf>, dispatcher: D) -> Reader<D> {
+        shared.flush(shared.lock());
+        Reader {
+            shared,
+            rd,
+            // 64 KiB: several full DATA frames per read without holding much memory per
+            // connection.
+            buf: vec![0u8; 64 * 1024],
+            wake_at: None,
+            timeout_set: None,
+            dispatcher,
+        }
+    }
+
+    /// One read and everything it causes. Returns false once the connection has ended (the
+    /// dispatcher was told, waiters woken, callbacks run).
+    pub fn step(&mut self) -> bool {
+        let shared = &self.shared;
+        let dispatcher = &mut self.dispatcher;
+        let want = self.wake_at.map(|t| {
             t.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         });
-        if want != timeout_set {
-            let _ = rd.set_read_timeout(want);
-            timeout_set = want;
+        if want != self.timeout_set {
+            let _ = self.rd.set_read_timeout(want);
+            self.timeout_set = want;
         }
-        let res = rd.read(&mut buf);
+        let res = self.rd.read(&mut self.buf);
         let mut st = shared.lock();
         match res {
             Ok(0) => {
                 st.set_lost(ConnLost::Io("peer closed the connection".into()));
             }
             Ok(n) => {
-                if let Err(e) = st.conn.recv(&buf[..n], Instant::now()) {
+                if let Err(e) = st.conn.recv(&self.buf[..n], Instant::now()) {
                     st.set_lost(ConnLost::Protocol(e.to_string()));
                 }
             }
@@ -512,8 +540,8 @@ pub(crate) fn run_reader(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => st.set_lost(ConnLost::Io(e.to_string())),
         }
-        route_events(&shared, &mut st, dispatcher);
-        wake_at = dispatcher.tick(&shared, &mut st, Instant::now());
+        route_events(shared, &mut st, dispatcher);
+        self.wake_at = dispatcher.tick(shared, &mut st, Instant::now());
         let done = st.lost.is_some()
             || st.conn.is_closed()
             || (st.close_when_idle && st.streams.is_empty());
@@ -523,7 +551,7 @@ pub(crate) fn run_reader(
             }
             // Best effort: a GOAWAY we queued still goes out.
             let out = st.conn.output().split();
-            dispatcher.closed(&shared, &mut st);
+            dispatcher.closed(shared, &mut st);
             drop(st);
             shared.stop_flusher();
             if !out.is_empty() {
@@ -533,15 +561,41 @@ pub(crate) fn run_reader(
                 }
             }
             dispatcher.unlocked();
-            run_deferred(&shared);
-            return;
+            run_deferred(shared);
+            return false;
         }
         let has_deferred = !st.deferred.is_empty();
         shared.flush(st);
         dispatcher.unlocked();
         if has_deferred {
-            run_deferred(&shared);
+            run_deferred(shared);
         }
+        true
+    }
+}
+
+/// Something to do before this thread blocks (see [`set_before_block`]).
+pub(crate) trait BeforeBlock: Send + Sync {
+    /// Called at most once, just before the thread waits.
+    fn before_block(&self);
+}
+
+thread_local! {
+    static BEFORE_BLOCK: std::cell::RefCell<Option<Arc<dyn BeforeBlock>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or clears) what this thread does before it next waits on a stream or a free stream
+/// slot: a reader thread running a handler in place of reading uses it to hand the reading to
+/// another thread first, so that the wait (send window, a downstream call) cannot stall its own
+/// connection.
+pub(crate) fn set_before_block(hook: Option<Arc<dyn BeforeBlock>>) {
+    BEFORE_BLOCK.with(|b| *b.borrow_mut() = hook);
+}
+
+fn before_block() {
+    if let Some(h) = BEFORE_BLOCK.with(|b| b.borrow_mut().take()) {
+        h.before_block();
     }
 }
 
