@@ -17,7 +17,6 @@ use crate::h2::conn::{Connection, IdMap, Role};
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
-use crate::metadata::MetadataMap;
 use crate::server::context::{stream_status, CallState, ServerContext};
 use crate::server::handoff::Seat;
 use crate::server::service::Method;
@@ -191,7 +190,7 @@ fn serve_h2(
     }
     let d = ServerDispatcher {
         core: core.clone(),
-        peer,
+        peer: peer.into(),
         auth,
         pending: IdMap::default(),
         calls: IdMap::default(),
@@ -299,8 +298,9 @@ fn answer_http1(w: &mut impl Write, first: &[u8]) {
 /// An RPC that passed the checks of its request head.
 struct Admitted {
     method: Method,
-    path: String,
-    metadata: MetadataMap,
+    path: Arc<str>,
+    /// The request head (the handler's metadata is made from it if asked for).
+    head: Vec<Header>,
     deadline: Option<Instant>,
     /// The request's `grpc-encoding` (`None` for identity).
     request_encoding: Option<CompressionEncoding>,
@@ -319,7 +319,7 @@ struct Pending {
 
 struct ServerDispatcher {
     core: Arc<ServerCore>,
-    peer: String,
+    peer: Arc<str>,
     /// What TLS established about the client (secure ports only).
     auth: Option<Arc<AuthContext>>,
     pending: IdMap<Pending>,
@@ -381,9 +381,22 @@ fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
 }
 
 impl ServerDispatcher {
-    fn admit(&mut self, st: &mut State, id: StreamId, head: &[Header]) -> Option<Admitted> {
-        let method = Header::find(head, b":method").unwrap_or(b"");
-        let ct = Header::find(head, b"content-type").unwrap_or(b"");
+    fn admit(&mut self, st: &mut State, id: StreamId, head: Vec<Header>) -> Option<Admitted> {
+        // One pass over the head for the fields the server itself reads.
+        let (mut method, mut ct, mut raw_path): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+        let (mut encoding, mut accept, mut timeout) = (None, None, None);
+        for f in &head {
+            let v = &f.value[..];
+            match &f.name[..] {
+                b":method" => method = v,
+                b":path" => raw_path = v,
+                b"content-type" => ct = v,
+                b"grpc-encoding" => encoding = Some(v),
+                b"grpc-accept-encoding" => accept = Some(v),
+                b"grpc-timeout" => timeout = Some(v),
+                _ => {}
+            }
+        }
         if method != b"POST" {
             respond_not_grpc(st, id, "the method must be POST");
             return None;
@@ -395,9 +408,11 @@ impl ServerDispatcher {
             respond_not_grpc(st, id, "the content-type must be application/grpc");
             return None;
         }
-        let path =
-            String::from_utf8_lossy(Header::find(head, b":path").unwrap_or(b"")).into_owned();
-        let Some(m) = self.core.methods.get(&path).cloned() else {
+        let found = std::str::from_utf8(raw_path)
+            .ok()
+            .and_then(|p| self.core.methods.get(p));
+        let Some((path, m)) = found.map(|(p, m)| (p.clone(), m.clone())) else {
+            let path = String::from_utf8_lossy(raw_path);
             let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
             let msg = if self.core.services.contains(svc) {
                 format!("Method not found: {path}")
@@ -407,7 +422,7 @@ impl ServerDispatcher {
             respond_status(st, id, &Status::unimplemented(msg), &[]);
             return None;
         };
-        let request_encoding = match Header::find(head, b"grpc-encoding") {
+        let request_encoding = match encoding {
             None => None,
             Some(enc) => match CompressionEncoding::from_name(enc) {
                 Some(e) => Some(e).filter(|e| e.is_compressed()),
@@ -429,8 +444,8 @@ impl ServerDispatcher {
                 }
             },
         };
-        let accept = AcceptEncoding::parse(Header::find(head, b"grpc-accept-encoding"));
-        let deadline = match Header::find(head, b"grpc-timeout") {
+        let accept = AcceptEncoding::parse(accept);
+        let deadline = match timeout {
             None => None,
             Some(v) => match decode_grpc_timeout(v) {
                 Ok(d) => Some(Instant::now() + d),
@@ -480,7 +495,7 @@ impl ServerDispatcher {
         Some(Admitted {
             method: m,
             path,
-            metadata: MetadataMap::from_headers(head),
+            head,
             deadline,
             request_encoding,
             accept,
@@ -500,7 +515,7 @@ impl ServerDispatcher {
         let Admitted {
             method,
             path,
-            metadata,
+            head,
             deadline,
             request_encoding,
             accept,
@@ -513,7 +528,7 @@ impl ServerDispatcher {
         let ctx = ServerContext::new(
             stream,
             call,
-            metadata,
+            head,
             self.peer.clone(),
             path,
             deadline,
@@ -688,7 +703,7 @@ impl Dispatcher for ServerDispatcher {
                 s.head.take()
             })
             .unwrap_or_default();
-        let Some(call) = self.admit(st, id, &head) else {
+        let Some(call) = self.admit(st, id, head) else {
             return;
         };
         if call.method.single_request() {

@@ -63,9 +63,11 @@ impl CallState {
 pub struct ServerContext {
     pub(crate) stream: StreamHandle,
     pub(crate) call: Arc<CallState>,
-    metadata: MetadataMap,
-    peer: String,
-    method: String,
+    /// The request head; `metadata` is built from it on first use (most handlers never ask).
+    head: Vec<Header>,
+    metadata: std::sync::OnceLock<MetadataMap>,
+    peer: Arc<str>,
+    method: Arc<str>,
     deadline: Option<Instant>,
     max_send: usize,
     /// The coding of the request's compressed messages (`grpc-encoding`), if any.
@@ -105,16 +107,17 @@ impl ServerContext {
     pub(crate) fn new(
         stream: StreamHandle,
         call: Arc<CallState>,
-        metadata: MetadataMap,
-        peer: String,
-        method: String,
+        head: Vec<Header>,
+        peer: Arc<str>,
+        method: Arc<str>,
         deadline: Option<Instant>,
         max_send: usize,
     ) -> ServerContext {
         ServerContext {
             stream,
             call,
-            metadata,
+            head,
+            metadata: std::sync::OnceLock::new(),
             peer,
             method,
             deadline,
@@ -223,7 +226,8 @@ impl ServerContext {
 
     /// The client's metadata (grpcio's `invocation_metadata()`).
     pub fn metadata(&self) -> &MetadataMap {
-        &self.metadata
+        self.metadata
+            .get_or_init(|| MetadataMap::from_headers(&self.head))
     }
 
     /// The client's address, as gRPC prints it: `ipv4:127.0.0.1:53412`, `ipv6:[::1]:53412`.

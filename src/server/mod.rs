@@ -298,7 +298,8 @@ struct ServerInner {
 /// What every connection of a running server shares.
 pub(crate) struct ServerCore {
     pub config: ServerConfig,
-    pub methods: HashMap<String, Method>,
+    /// Handlers by `:path`, with the path as the contexts share it.
+    pub methods: HashMap<String, (Arc<str>, Method)>,
     pub services: HashSet<String>,
     pub pool: pool::Pool,
     /// Moves a connection's reading to another thread when its reader runs a slow handler.
@@ -545,7 +546,8 @@ impl Server {
                 return Err(ServerError::DuplicateService(svc.name().to_string()));
             }
             for (m, h) in &svc.methods {
-                methods.insert(format!("/{}/{}", svc.name(), m), h.clone());
+                let path = format!("/{}/{}", svc.name(), m);
+                methods.insert(path.clone(), (Arc::from(path), h.clone()));
             }
         }
         let config = self.inner.config.clone();
