@@ -36,7 +36,7 @@ use crate::metadata::MetadataMap;
 use crate::status::{Code, Status};
 use crate::streaming::{MessageSource, Streaming};
 use crate::timeout::encode_grpc_timeout;
-use crate::transport::driver::{lock, Recv, Shared, StreamError, StreamHandle};
+use crate::transport::driver::{lock, Recv, Shared, StreamError, StreamHandle, Whole};
 use crate::transport::tls::ChannelCredentials;
 
 pub use call::{CallOptions, IntoRequest, IntoStreamingRequest, Request, Response};
@@ -207,7 +207,12 @@ pub(crate) struct ResponseReader {
     /// The server never processed the stream (REFUSED_STREAM, or above a GOAWAY's last id):
     /// the call is safe to retry on another stream.
     refused: bool,
+    /// What [`StreamHandle::recv_whole`] took, read before the handle is asked again.
+    pre: Option<Whole>,
 }
+
+/// A unary response up to this size is taken in one go (see `ResponseReader::read_unary`).
+const UNARY_IN_ONE_GO: usize = 256 * 1024;
 
 impl ResponseReader {
     fn new(handle: StreamHandle, max_recv: usize, deadline: Option<Instant>) -> ResponseReader {
@@ -220,6 +225,34 @@ impl ResponseReader {
             status: None,
             sender_error: None,
             refused: false,
+            pre: None,
+        }
+    }
+
+    fn recv_head(&mut self) -> Result<Vec<Header>, StreamError> {
+        if let Some(h) = self.pre.as_mut().and_then(|p| p.head.take()) {
+            return Ok(h);
+        }
+        self.handle.recv_head(self.deadline)
+    }
+
+    fn recv_data(&mut self) -> Result<Recv, StreamError> {
+        if let Some(p) = &mut self.pre {
+            if let Some(b) = p.data.pop_front() {
+                return Ok(Recv::Data(b));
+            }
+            if p.end {
+                return Ok(Recv::End);
+            }
+            self.pre = None;
+        }
+        self.handle.recv_data(self.deadline)
+    }
+
+    fn take_trailers(&mut self) -> Option<Vec<Header>> {
+        match &mut self.pre {
+            Some(p) if p.end => p.trailers.take(),
+            _ => self.handle.take_trailers(),
         }
     }
 
@@ -258,7 +291,7 @@ impl ResponseReader {
         if self.initial.is_some() {
             return Ok(());
         }
-        let head = match self.handle.recv_head(self.deadline) {
+        let head = match self.recv_head() {
             Ok(h) => h,
             Err(e) => return Err(self.stream_failed(&e)),
         };
@@ -328,13 +361,13 @@ impl ResponseReader {
                 Ok(None) => {}
                 Err(s) => return Some(Err(self.fail(s))),
             }
-            match self.handle.recv_data(self.deadline) {
+            match self.recv_data() {
                 Ok(Recv::Data(b)) => self.decoder.push(b),
                 Ok(Recv::End) => {
                     if let Err(s) = self.decoder.finish() {
                         return Some(Err(self.fail(s)));
                     }
-                    let trailers = self.handle.take_trailers().unwrap_or_default();
+                    let trailers = self.take_trailers().unwrap_or_default();
                     let s = Status::from_trailers(&trailers).unwrap_or_else(|| {
                         Status::internal("the server closed the stream without a grpc-status")
                     });
@@ -348,6 +381,12 @@ impl ResponseReader {
 
     /// Reads exactly one message and the status (unary and client-streaming responses).
     fn read_unary(&mut self) -> Result<Response<Bytes>, Status> {
+        if self.initial.is_none() && self.status.is_none() && self.pre.is_none() {
+            match self.handle.recv_whole(self.deadline, UNARY_IN_ONE_GO) {
+                Ok(w) => self.pre = Some(w),
+                Err(e) => return Err(self.stream_failed(&e)),
+            }
+        }
         let first = match self.next_message() {
             Some(Ok(m)) => m,
             Some(Err(s)) => return Err(s),

@@ -85,10 +85,25 @@ impl WaitCell {
     /// Wakes every thread waiting on this cell, if there is any not woken yet. Call it with
     /// the state lock held.
     pub fn notify_all(&self) {
-        if self.waiting.swap(0, Ordering::Relaxed) > 0 {
-            self.generation.fetch_add(1, Ordering::Relaxed);
+        if self.count_off_waiters() {
             self.cv.notify_all();
         }
+    }
+
+    /// The bookkeeping half of [`WaitCell::notify_all`] (under the state lock): true if
+    /// somebody waits, who must then be woken with [`WaitCell::wake`] (after the lock is
+    /// released, if you like: a waiter counted here is already inside its wait).
+    fn count_off_waiters(&self) -> bool {
+        if self.waiting.swap(0, Ordering::Relaxed) > 0 {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// The syscall half of [`WaitCell::notify_all`].
+    fn wake(&self) {
+        self.cv.notify_all();
     }
 }
 
@@ -120,6 +135,9 @@ pub(crate) struct StreamSlot {
     pub sent_head: bool,
     /// Callbacks waiting for the peer to finish the stream (client futures).
     pub on_finished: Vec<Box<dyn FnOnce() + Send>>,
+    /// Set while [`StreamHandle::recv_whole`] waits: its threshold of buffered data. The
+    /// reader then does not wake it for a head or data short of that, only for the end.
+    pub whole_wait: Option<usize>,
 }
 
 impl StreamSlot {
@@ -138,6 +156,15 @@ impl StreamSlot {
             sent_end: false,
             sent_head: false,
             on_finished: Vec::new(),
+            whole_wait: None,
+        }
+    }
+
+    /// Whether an arrival is worth waking this stream's waiter for.
+    fn worth_waking(&self) -> bool {
+        match self.whole_wait {
+            None => true,
+            Some(enough) => self.end || self.reset.is_some() || self.buffered >= enough,
         }
     }
 }
@@ -159,6 +186,9 @@ pub(crate) struct State {
     pub deferred: Vec<Box<dyn FnOnce() + Send>>,
     /// Close the connection as soon as no stream is left (the channel was dropped or closed).
     pub close_when_idle: bool,
+    /// Stream waiters the reader thread counted off under the lock and wakes once it has
+    /// released it, so that they do not wake only to block on the lock it still holds.
+    wakes: Vec<Arc<WaitCell>>,
 }
 
 impl State {
@@ -259,6 +289,7 @@ impl Shared {
                 conn_cv: Arc::new(WaitCell::default()),
                 deferred: Vec::new(),
                 close_when_idle: false,
+                wakes: Vec::new(),
             }),
             writer: Mutex::new(writer),
             closer,
@@ -489,6 +520,8 @@ pub(crate) struct Reader<D: Dispatcher> {
     buf: Vec<u8>,
     wake_at: Option<Instant>,
     timeout_set: Option<Duration>,
+    /// Waiters to wake once the lock is released (swapped with `State::wakes`).
+    wakes: Vec<Arc<WaitCell>>,
     /// The role that owns the connection.
     pub dispatcher: D,
 }
@@ -506,6 +539,7 @@ impl<D: Dispatcher> Reader<D> {
             buf: vec![0u8; 64 * 1024],
             wake_at: None,
             timeout_set: None,
+            wakes: Vec::new(),
             dispatcher,
         }
     }
@@ -552,7 +586,11 @@ impl<D: Dispatcher> Reader<D> {
             // Best effort: a GOAWAY we queued still goes out.
             let out = st.conn.output().split();
             dispatcher.closed(shared, &mut st);
+            std::mem::swap(&mut self.wakes, &mut st.wakes);
             drop(st);
+            for c in self.wakes.drain(..) {
+                c.wake();
+            }
             shared.stop_flusher();
             if !out.is_empty() {
                 if let Ok(mut w) = shared.writer.lock() {
@@ -565,7 +603,11 @@ impl<D: Dispatcher> Reader<D> {
             return false;
         }
         let has_deferred = !st.deferred.is_empty();
+        std::mem::swap(&mut self.wakes, &mut st.wakes);
         shared.flush(st);
+        for c in self.wakes.drain(..) {
+            c.wake();
+        }
         dispatcher.unlocked();
         if has_deferred {
             run_deferred(shared);
@@ -634,7 +676,9 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     slot.trailers = Some(headers);
                 }
                 slot.end |= end_stream;
-                slot.cv.notify_all();
+                if slot.worth_waking() && slot.cv.count_off_waiters() {
+                    st.wakes.push(slot.cv.clone());
+                }
                 st.collect_finished(stream_id);
                 dispatcher.stream_changed(shared, st, stream_id);
             }
@@ -654,7 +698,9 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     slot.data.push_back(data);
                 }
                 slot.end |= end_stream;
-                slot.cv.notify_all();
+                if slot.worth_waking() && slot.cv.count_off_waiters() {
+                    st.wakes.push(slot.cv.clone());
+                }
                 st.collect_finished(stream_id);
                 dispatcher.stream_changed(shared, st, stream_id);
             }
@@ -667,7 +713,9 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     if slot.reset.is_none() {
                         slot.reset = Some(StreamError::Reset { reason, remote });
                     }
-                    slot.cv.notify_all();
+                    if slot.cv.count_off_waiters() {
+                        st.wakes.push(slot.cv.clone());
+                    }
                     st.collect_finished(stream_id);
                     dispatcher.stream_changed(shared, st, stream_id);
                 }
@@ -1052,20 +1100,117 @@ impl StreamHandle {
     /// Resets the stream (RST_STREAM with `reason`) unless it is already closed.
     pub fn reset(&self, reason: Reason) {
         let mut st = self.shared.lock();
-        if let Some(slot) = st.streams.get_mut(&self.id) {
-            if slot.closed || slot.reset.is_some() {
-                return;
-            }
-            slot.reset = Some(StreamError::Reset {
-                reason,
-                remote: false,
-            });
-            slot.cv.notify_all();
+        // No slot: the stream is closed and forgotten (see `recv_whole`); nothing to reset.
+        let Some(slot) = st.streams.get_mut(&self.id) else {
+            return;
+        };
+        if slot.closed || slot.reset.is_some() {
+            return;
         }
+        slot.reset = Some(StreamError::Reset {
+            reason,
+            remote: false,
+        });
+        slot.cv.notify_all();
         if st.lost.is_none() {
             st.conn.reset(self.id, reason);
         }
         self.shared.flush(st);
+    }
+}
+
+/// What [`StreamHandle::recv_whole`] took from a stream in one go.
+#[derive(Default)]
+pub(crate) struct Whole {
+    /// The first header block, if it had come (and was not taken before).
+    pub head: Option<Vec<Header>>,
+    /// DATA payloads, their window already given back.
+    pub data: VecDeque<Bytes>,
+    /// END_STREAM was received: nothing follows `data` but `trailers`.
+    pub end: bool,
+    /// The trailing header block (only with `end`).
+    pub trailers: Option<Vec<Header>>,
+}
+
+impl StreamHandle {
+    /// Waits until the peer has finished the stream, the stream broke, or `enough` bytes of
+    /// DATA (capped at half our stream window, so this cannot wait for data the window holds
+    /// back) are buffered; then takes everything received so far under one lock.
+    ///
+    /// For unary responses: one wait and one lock instead of one per header block and
+    /// payload, which matters when many callers share a connection's lock. If the stream is
+    /// then finished both ways, the handle also lets go of it as dropping it would (same lock).
+    /// A stream broken before its end yields only its head, if any, so that the usual calls
+    /// report the error as they would have.
+    pub fn recv_whole(
+        &mut self,
+        deadline: Option<Instant>,
+        enough: usize,
+    ) -> Result<Whole, StreamError> {
+        let mut st = self.shared.lock();
+        let enough = enough
+            .min(st.conn.config().initial_window_size as usize / 2)
+            .max(1);
+        loop {
+            let st_ref = &mut *st;
+            let lost = st_ref.lost.is_some();
+            let Some(slot) = st_ref.streams.get_mut(&self.id) else {
+                return Err(StreamError::Reset {
+                    reason: Reason::CANCEL,
+                    remote: false,
+                });
+            };
+            let broken = slot.reset.is_some() && !slot.end;
+            if !(slot.end || broken || lost || slot.buffered >= enough) {
+                slot.whole_wait = Some(enough);
+                let (g, timed_out) = self.shared.wait(&self.cv, st, deadline);
+                st = g;
+                if let Some(slot) = st.streams.get_mut(&self.id) {
+                    slot.whole_wait = None;
+                }
+                if timed_out {
+                    return Err(StreamError::Timeout);
+                }
+                continue;
+            }
+            let mut w = Whole {
+                head: slot.head.take(),
+                ..Whole::default()
+            };
+            slot.head_taken |= w.head.is_some();
+            if broken {
+                return Ok(w);
+            }
+            w.data = std::mem::take(&mut slot.data);
+            let n = std::mem::take(&mut slot.buffered);
+            w.end = slot.end;
+            if w.end {
+                w.trailers = slot.trailers.take();
+            }
+            let finished = w.end && slot.sent_end && self.owner;
+            let closed = slot.closed;
+            if n > 0 {
+                st_ref.conn.release_capacity(self.id, n);
+            }
+            if finished {
+                // Done both ways: what `Drop` would do, under this lock.
+                self.owner = false;
+                if let Some(slot) = st_ref.streams.get_mut(&self.id) {
+                    slot.attached = false;
+                }
+                if closed || lost {
+                    drop_slot(st_ref, self.id);
+                    if st_ref.close_when_idle && st_ref.streams.is_empty() {
+                        drop(st);
+                        self.shared.close(ConnLost::Closed);
+                        return Ok(w);
+                    }
+                }
+            }
+            // A release may have queued a WINDOW_UPDATE.
+            self.shared.flush(st);
+            return Ok(w);
+        }
     }
 }
 
