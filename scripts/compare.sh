@@ -12,7 +12,8 @@
 #   server  h2load (nghttp2-client) → SayHello over h2c at 1 conn × 1 stream, 4 conns × 32
 #           streams, 64 conns × 1 stream; req/s, mean latency, server CPU µs per request (from
 #           /proc/<pid>/stat before and after);
-#   client  each bench client → the tonic server, 1 and 16 callers sharing one channel;
+#   client  each bench client → the tonic server, 1 and 16 callers sharing one channel, and the
+#           same against the grpc-sync server; calls/s, and calls per client CPU-second;
 #   stream  each client → its own server, ServerStream 100k × 1 KiB and 1k × 1 MiB.
 #
 # Prints a markdown table of medians, the ratio of the medians (ours / tonic) and the median of
@@ -190,14 +191,19 @@ server_scenarios() { # server_scenarios ROUND IMPL
   stop_server
 }
 
-client_scenarios() { # client_scenarios ROUND IMPL (against the tonic server)
-  local round=$1 impl=$2 n bin line
+client_scenarios() { # client_scenarios ROUND IMPL SERVER-NAME (against the server running now)
+  local round=$1 impl=$2 target=$3 n bin line rpcs cpu
   bin=$OURS_CLIENT; [ "$impl" = tonic ] && bin=$TONIC_CLIENT
   for n in 1 16; do
     line=$(timeout 120 taskset -c 1 "$bin" unary --addr "127.0.0.1:$PORT" --concurrency "$n" \
       --duration "$DURATION" --warmup "$WARMUP")
-    record "$round" "client ${n} caller(s) → tonic" "$impl" "$(json rps <<<"$line")" "calls/s" \
-      "p50_us=$(json p50_us <<<"$line") p99_us=$(json p99_us <<<"$line") cpu_s=$(json cpu_s <<<"$line")"
+    rpcs=$(json rpcs <<<"$line"); cpu=$(json cpu_s <<<"$line")
+    record "$round" "client ${n} caller(s) → $target" "$impl" "$(json rps <<<"$line")" "calls/s" \
+      "p50_us=$(json p50_us <<<"$line") p99_us=$(json p99_us <<<"$line") cpu_us_per_call=$(awk -v c="$cpu" -v n="$rpcs" 'BEGIN { printf "%.2f", c * 1e6 / (n > 0 ? n : 1) }')"
+    # The client's own efficiency, whatever the server's speed: calls per CPU-second of the
+    # client process (higher is better).
+    record "$round" "client ${n} caller(s) → $target, calls per client CPU-s" "$impl" \
+      "$(awk -v c="$cpu" -v n="$rpcs" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')" "calls/CPU-s" ""
   done
 }
 
@@ -221,7 +227,12 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS ($order first)" >&2
   for impl in $order; do server_scenarios "$round" "$impl"; done
   start_server tonic
-  for impl in $order; do client_scenarios "$round" "$impl"; done
+  for impl in $order; do client_scenarios "$round" "$impl" tonic; done
+  stop_server
+  # The same against our server, which has more headroom on one core than tonic's: shows the
+  # clients' own limits where the tonic server caps both.
+  start_server ours
+  for impl in $order; do client_scenarios "$round" "$impl" grpc-sync; done
   stop_server
   for impl in $order; do stream_scenarios "$round" "$impl"; done
 done

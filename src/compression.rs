@@ -67,6 +67,13 @@ impl CompressionEncoding {
     /// The coding named `name` (case-insensitive, surrounding spaces ignored), if supported.
     pub fn from_name(name: &[u8]) -> Option<CompressionEncoding> {
         let name = name.trim_ascii();
+        // Exact lowercase names first (what every peer sends), then any case.
+        match name {
+            b"identity" => return Some(CompressionEncoding::Identity),
+            b"gzip" => return Some(CompressionEncoding::Gzip),
+            b"deflate" => return Some(CompressionEncoding::Deflate),
+            _ => {}
+        }
         CompressionEncoding::ALL
             .into_iter()
             .find(|e| name.eq_ignore_ascii_case(e.as_str().as_bytes()))
@@ -105,6 +112,16 @@ impl AcceptEncoding {
     /// Parses a header value such as `gzip, deflate, identity`; `None` means identity only.
     pub fn parse(header: Option<&[u8]>) -> AcceptEncoding {
         let mut set = AcceptEncoding::IDENTITY;
+        // What grpc-core, grpc-go and this crate send, parsed once per request otherwise.
+        match header {
+            Some(b"identity,deflate,gzip") | Some(b"identity, deflate, gzip") => {
+                return AcceptEncoding(1 | 2 | 4)
+            }
+            Some(b"gzip") | Some(b"identity,gzip") | Some(b"identity, gzip") => {
+                return AcceptEncoding(1 | 2)
+            }
+            _ => {}
+        }
         if let Some(v) = header {
             for name in v.split(|&b| b == b',') {
                 if let Some(e) = CompressionEncoding::from_name(name) {
@@ -242,6 +259,30 @@ fn check_len(b: Bytes, limit: usize) -> Result<Bytes, CompressionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_encoding_fast_paths_match_the_general_parse() {
+        // The same sets written so that they miss the fast path (case, spacing).
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b"identity,deflate,gzip", b"Identity ,deflate,GZIP"),
+            (b"identity, deflate, gzip", b"gzip,deflate,identity "),
+            (b"gzip", b" gzip"),
+            (b"identity,gzip", b"IDENTITY,gzip"),
+            (b"identity, gzip", b"gzip ,identity"),
+        ];
+        for (fast, slow) in cases {
+            assert_eq!(
+                AcceptEncoding::parse(Some(fast)),
+                AcceptEncoding::parse(Some(slow)),
+                "{}",
+                String::from_utf8_lossy(fast)
+            );
+        }
+        assert_eq!(
+            CompressionEncoding::from_name(b"GZip"),
+            Some(CompressionEncoding::Gzip)
+        );
+    }
     use crate::Code;
 
     fn sample() -> Vec<u8> {

@@ -1001,14 +1001,18 @@ impl StreamHandle {
                 // Not enough window for the message: send it the slow way, then the trailers.
                 self.shared.flush(st);
                 self.send_data(rest, false, deadline)?;
-                return self.send_trailers_and_finish(trailers);
+                return self.send_trailers_and_finish(self.shared.lock(), trailers);
             }
+            // The usual case: head, message and trailers under one lock, in one write.
+            self.send_trailers_and_finish(st, trailers)
         }
-        self.send_trailers_and_finish(trailers)
     }
 
-    fn send_trailers_and_finish(&self, trailers: &[Header]) -> Result<(), StreamError> {
-        let mut st = self.shared.lock();
+    fn send_trailers_and_finish(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        trailers: &[Header],
+    ) -> Result<(), StreamError> {
         {
             let st_ref = &mut *st;
             Self::check(st_ref, self.id)?;
