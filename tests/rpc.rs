@@ -680,3 +680,37 @@ fn inline_handlers_count_against_max_workers() {
         .into_inner();
     assert_eq!(r.n, 42);
 }
+
+#[test]
+fn inline_handoff_survives_a_mix_of_slow_and_fast_calls() {
+    // Handlers of 3 ms (past the 1 ms hand-off threshold: their connection's reading moves to
+    // another thread) interleaved with quick ones, on two shared channels: every call gets its
+    // own answer, and the pool's bookkeeping adds up.
+    let (s, _rx) = start(|b| b.max_workers(3));
+    let channels = [s.channel(), s.channel()];
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let ch = channels[t % 2].clone();
+            std::thread::spawn(move || {
+                for i in 0..40i64 {
+                    let (path, n, want) = if (i + t as i64) % 4 == 0 {
+                        ("/test.Math/Block", 3, 3)
+                    } else {
+                        ("/test.Math/Double", i, 2 * i)
+                    };
+                    let r: Num = ch
+                        .unary(path, Request::new(num(n)).with_timeout(WAIT))
+                        .unwrap()
+                        .into_inner();
+                    assert_eq!(r.n, want);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(s.server.stop(None).wait_timeout(WAIT));
+    let st = s.server.pool_stats();
+    assert_eq!((st.started, st.finished, st.busy), (240, 240, 0), "{st:?}");
+}
