@@ -68,10 +68,29 @@ const RESERVED: &[&str] = &[
 /// assert!(!is_reserved_header(b"user-agent") && !is_reserved_header(b"x-user"));
 /// ```
 pub fn is_reserved_header(name: &[u8]) -> bool {
-    name.first() == Some(&b':')
-        || RESERVED
+    // HTTP/2 field names are lowercase: match those exactly (the compiler switches on the
+    // length), and compare ignoring case only for names with an uppercase letter.
+    match name {
+        [b':', ..] => true,
+        b"content-type"
+        | b"te"
+        | b"grpc-status"
+        | b"grpc-message"
+        | b"grpc-status-details-bin"
+        | b"grpc-timeout"
+        | b"grpc-encoding"
+        | b"grpc-accept-encoding"
+        | b"grpc-message-type"
+        | b"connection"
+        | b"keep-alive"
+        | b"proxy-connection"
+        | b"transfer-encoding"
+        | b"upgrade" => true,
+        _ if !name.iter().any(u8::is_ascii_uppercase) => false,
+        _ => RESERVED
             .iter()
-            .any(|r| r.as_bytes().eq_ignore_ascii_case(name))
+            .any(|r| r.as_bytes().eq_ignore_ascii_case(name)),
+    }
 }
 
 /// Whether `key` names a binary (`-bin`) entry.
@@ -568,6 +587,24 @@ pub(crate) fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_headers_match_in_any_case_and_only_those() {
+        for r in RESERVED {
+            assert!(is_reserved_header(r.as_bytes()), "{r}");
+            assert!(is_reserved_header(r.to_ascii_uppercase().as_bytes()), "{r}");
+        }
+        assert!(is_reserved_header(b":path"));
+        for other in [
+            &b"x-custom"[..],
+            b"user-agent",
+            b"grpc-trace-bin",
+            b"",
+            b"Content-Typo",
+        ] {
+            assert!(!is_reserved_header(other), "{other:?}");
+        }
+    }
 
     fn h(name: &'static str, value: &'static str) -> Header {
         Header::new(name.as_bytes(), value.as_bytes())

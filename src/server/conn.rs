@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -298,6 +298,8 @@ fn answer_http1(w: &mut impl Write, first: &[u8]) {
 /// An RPC that passed the checks of its request head.
 struct Admitted {
     method: Method,
+    /// How long this method's handlers usually take (decides whether it may run inline).
+    timing: Arc<HandlerTime>,
     path: Arc<str>,
     /// The request head (the handler's metadata is made from it if asked for).
     head: Vec<Header>,
@@ -308,6 +310,33 @@ struct Admitted {
     accept: AcceptEncoding,
     /// Whether the (single) request message arrived compressed.
     first_compressed: bool,
+}
+
+/// A running average of a unary method's handler time. Only methods whose handlers are
+/// usually quick run on the reader thread: a handler that sleeps or waits (a database, a
+/// downstream call) would hold its connection's reading until the hand-off threshold, on every
+/// call; such methods go to the pool after their first few calls show it.
+#[derive(Default)]
+pub(crate) struct HandlerTime {
+    /// Exponentially weighted mean, in nanoseconds (racy updates lose a sample at worst).
+    mean_ns: std::sync::atomic::AtomicU64,
+}
+
+impl HandlerTime {
+    /// Handlers that usually take longer than this run on the pool.
+    const QUICK: Duration = Duration::from_micros(200);
+
+    fn is_quick(&self) -> bool {
+        self.mean_ns.load(Ordering::Relaxed) < Self::QUICK.as_nanos() as u64
+    }
+
+    fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.mean_ns.load(Ordering::Relaxed);
+        // Weight 1/4: a method that turns slow goes to the pool after two or three calls.
+        let new = old - old / 4 + sample / 4;
+        self.mean_ns.store(new, Ordering::Relaxed);
+    }
 }
 
 /// A single-request RPC waiting for its whole request message before it gets a worker.
@@ -411,7 +440,8 @@ impl ServerDispatcher {
         let found = std::str::from_utf8(raw_path)
             .ok()
             .and_then(|p| self.core.methods.get(p));
-        let Some((path, m)) = found.map(|(p, m)| (p.clone(), m.clone())) else {
+        let Some((path, m, timing)) = found.map(|(p, m, t)| (p.clone(), m.clone(), t.clone()))
+        else {
             let path = String::from_utf8_lossy(raw_path);
             let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
             let msg = if self.core.services.contains(svc) {
@@ -494,6 +524,7 @@ impl ServerDispatcher {
         }
         Some(Admitted {
             method: m,
+            timing,
             path,
             head,
             deadline,
@@ -514,6 +545,7 @@ impl ServerDispatcher {
     ) {
         let Admitted {
             method,
+            timing,
             path,
             head,
             deadline,
@@ -548,9 +580,14 @@ impl ServerDispatcher {
             streaming.fetch_add(1, Ordering::AcqRel);
         }
         let core2 = core.clone();
+        let inline = !holds_stream && core.config.inline_unary && timing.is_quick();
         let job = Box::new(move || {
+            let t0 = Instant::now();
             if run_call(&ctx, method, request, max_recv) {
                 core2.pool.record_panic();
+            }
+            if !holds_stream {
+                timing.record(t0.elapsed());
             }
             drop(ctx);
             if holds_stream {
@@ -558,7 +595,7 @@ impl ServerDispatcher {
             }
             core2.end_rpc();
         });
-        if !holds_stream && core.config.inline_unary {
+        if inline {
             // The latest one waits for the end of the round; earlier ones go to the pool now.
             if let Some(earlier) = self.inline.replace(job) {
                 queue_job(&core, earlier);

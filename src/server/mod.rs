@@ -325,8 +325,9 @@ impl std::hash::Hasher for Fnv {
 /// What every connection of a running server shares.
 pub(crate) struct ServerCore {
     pub config: ServerConfig,
-    /// Handlers by `:path`, with the path as the contexts share it.
-    pub methods: HashMap<String, (Arc<str>, Method), PathHash>,
+    /// Handlers by `:path`, with the path as the contexts share it and the handlers' usual
+    /// running time.
+    pub methods: HashMap<String, (Arc<str>, Method, Arc<conn::HandlerTime>), PathHash>,
     pub services: HashSet<String>,
     pub pool: pool::Pool,
     /// Moves a connection's reading to another thread when its reader runs a slow handler.
@@ -574,7 +575,8 @@ impl Server {
             }
             for (m, h) in &svc.methods {
                 let path = format!("/{}/{}", svc.name(), m);
-                methods.insert(path.clone(), (Arc::from(path), h.clone()));
+                let timing = Arc::new(conn::HandlerTime::default());
+                methods.insert(path.clone(), (Arc::from(path), h.clone(), timing));
             }
         }
         let config = self.inner.config.clone();
