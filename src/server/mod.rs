@@ -19,9 +19,11 @@
 //! ```
 //!
 //! Threads: one acceptor per listening address, one reader per connection (it decodes requests
-//! and answers protocol-level errors itself), and exactly `max_workers` handler threads. A
-//! unary request reaches a worker only once its whole message has arrived; the worker encodes
-//! and writes the response itself.
+//! and answers protocol-level errors itself), and exactly `max_workers` handler threads; at most
+//! `max_workers` handlers run at once. A unary request reaches a handler only once its whole
+//! message has arrived. A quick unary handler runs on the reader thread itself when a worker
+//! permit is free (no hand-off; see [`ServerBuilder::inline_unary`]), others on a worker; the
+//! thread that ran the handler encodes and writes the response.
 
 pub(crate) mod conn;
 pub mod context;

@@ -3,11 +3,16 @@
 //! Threads:
 //! - one reader thread per connection ([`run_reader`]) owns the socket's read half, feeds
 //!   bytes to the state machine and routes its events to per-stream slots;
-//! - there is no writer thread. Whichever thread produced output (a worker sending a response,
+//! - a server may run a handler on the reader thread and move the reading to another thread
+//!   meanwhile ([`Reader`] is a value for that; see `server::handoff`);
+//! - unary responses and requests have no writer thread: whichever thread produced output (a
+//!   worker sending a response,
 //!   a caller sending a request, the reader sending ACKs and WINDOW_UPDATEs) writes it, after
 //!   releasing the state lock. If another thread is already writing, the bytes are left in the
 //!   state machine's buffer and that writer sends them before it lets go (see [`Shared::flush`]),
-//!   so a response's HEADERS, DATA and trailers usually leave in one `write`;
+//!   so a response's HEADERS, DATA and trailers usually leave in one `write`. Stream messages
+//!   go through a per-connection background writer ([`Shared::flush_later`]) so that a fast
+//!   producer's messages coalesce;
 //! - threads waiting on a stream (a response, more request messages, send window) sleep on that
 //!   stream's condition variable, paired with the one state mutex.
 //!
