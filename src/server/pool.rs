@@ -2,7 +2,7 @@
 //!
 //! `max_workers` bounds the handlers running at once, wherever they run: a pool thread takes a
 //! permit before it runs a job, and a connection's reader thread may run a unary handler in
-//! place (no hand-off) only if it gets a permit without waiting ([`Pool::try_inline`]).
+//! place (no hand-off) only if it gets a permit without waiting (`Pool::try_inline`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
