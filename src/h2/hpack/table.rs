@@ -84,6 +84,12 @@ pub(super) fn static_header(index: usize) -> Option<Header> {
     })
 }
 
+/// Returns the name of static entry `index` (1..=61), without allocating.
+pub(super) fn static_name(index: usize) -> Option<Bytes> {
+    let (name, _) = STATIC.get(index.checked_sub(1)?)?;
+    Some(Bytes::from_static(name.as_bytes()))
+}
+
 /// The lowest static index whose name is `name`.
 fn static_name_index(name: &[u8]) -> Option<usize> {
     Some(match name {
