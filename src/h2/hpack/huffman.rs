@@ -1,7 +1,5 @@
 //! Huffman coding of string literals (RFC 7541 §5.2, Appendix B).
 
-use bytes::{BufMut, BytesMut};
-
 use super::huffman_table::{ACCEPT, DECODE, EMIT, ENCODE, FAIL, STATE_MASK, SYMBOL_SHIFT};
 use super::DecodeError;
 
@@ -13,7 +11,8 @@ pub(super) fn encoded_len(src: &[u8]) -> usize {
 
 /// Appends the Huffman coding of `src` to `dst`, padded with the most significant bits of
 /// EOS (all ones) to a whole byte (RFC 7541 §5.2).
-pub(super) fn encode(src: &[u8], dst: &mut BytesMut) {
+pub(super) fn encode(src: &[u8], dst: &mut Vec<u8>) {
+    dst.reserve(encoded_len(src));
     // `acc` holds `bits` pending bits in its low end; at most 7 + 30 are ever pending.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
@@ -23,12 +22,12 @@ pub(super) fn encode(src: &[u8], dst: &mut BytesMut) {
         bits += u32::from(len);
         while bits >= 8 {
             bits -= 8;
-            dst.put_u8((acc >> bits) as u8);
+            dst.push((acc >> bits) as u8);
         }
     }
     if bits > 0 {
         let pad = 8 - bits;
-        dst.put_u8(((acc << pad) as u8) | (0xff >> bits));
+        dst.push(((acc << pad) as u8) | (0xff >> bits));
     }
 }
 
@@ -105,10 +104,10 @@ mod tests {
     use super::*;
 
     fn enc(s: &[u8]) -> Vec<u8> {
-        let mut dst = BytesMut::new();
+        let mut dst = Vec::new();
         encode(s, &mut dst);
         assert_eq!(dst.len(), encoded_len(s));
-        dst.to_vec()
+        dst
     }
 
     fn dec(s: &[u8]) -> Result<Vec<u8>, DecodeError> {
