@@ -270,22 +270,27 @@ impl Encoder {
     }
 
     fn encode_field(&mut self, name: &[u8], value: &[u8], sensitive: bool, dst: &mut Vec<u8>) {
-        let policy = if sensitive {
-            Policy::Never
-        } else {
-            policy(name)
-        };
         // One pass over the name serves both hashes.
         let name_state = hash_bytes(0, name);
         let fh = finish(hash_bytes(name_state, value));
-        if policy != Policy::Never {
-            let found =
-                static_field_index(name, value, fh).or_else(|| self.find_field(name, value, fh));
+        if !sensitive {
+            // A never-indexed name (`policy`) must not go as an index either. The dynamic
+            // table never holds one (such fields are not inserted), so only static hits need
+            // the check: `authorization` and `proxy-authorization` with an empty value.
+            let found = match static_field_index(name, value, fh) {
+                Some(i) => (policy(name) != Policy::Never).then_some(i),
+                None => self.find_field(name, value, fh),
+            };
             if let Some(index) = found {
                 encode_int(index, 7, 0x80, dst);
                 return;
             }
         }
+        let policy = if sensitive {
+            Policy::Never
+        } else {
+            policy(name)
+        };
         let nh = finish(name_state);
         let name_index = static_name_index(name, nh).or_else(|| self.find_name(name, nh));
         let max = self.table.max_size();

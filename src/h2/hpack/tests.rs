@@ -1178,3 +1178,27 @@ fn encoder_keeps_finding_fields_after_evictions() {
         );
     }
 }
+
+#[test]
+fn never_indexed_names_are_never_sent_as_an_index() {
+    // Both are whole static entries with an empty value (indexes 23 and 49), and a sensitive
+    // field equal to a dynamic entry: each still goes as a never-indexed literal.
+    let mut e = Encoder::new();
+    let mut block = BytesMut::new();
+    e.encode([(&b"x-key"[..], &b"v"[..])], &mut block);
+    for (name, value, sensitive) in [
+        (&b"authorization"[..], &b""[..], false),
+        (b"proxy-authorization", b"", false),
+        (b"x-key", b"v", true),
+    ] {
+        block.clear();
+        let h = if sensitive {
+            Header::new_sensitive(name, value)
+        } else {
+            Header::new(name, value)
+        };
+        e.encode_headers([&h], &mut block);
+        // 0001xxxx: literal never indexed (RFC 7541 §6.2.3).
+        assert_eq!(block[0] & 0xf0, 0x10, "{h:?}: {block:02x?}");
+    }
+}
