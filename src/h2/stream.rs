@@ -312,38 +312,41 @@ fn check_regular(h: &Header) -> Result<(), Malformed> {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// True if some byte of `w` is zero (exact as a yes/no answer; the classic SWAR test).
+/// The high bit of a byte of the result is set if that byte of `w` is NUL, CR or LF (exact
+/// for the lowest such byte, and zero only if there is none: the classic SWAR zero-byte test,
+/// applied to `w`, `w ^ CR…CR` and `w ^ LF…LF`).
 #[inline]
-fn has_zero_byte(w: u64) -> bool {
-    w.wrapping_sub(LO) & !w & HI != 0
+fn nul_cr_lf_bits(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(LO) & !x;
+    (zero(w) | zero(w ^ (LO * u64::from(b'\r'))) | zero(w ^ (LO * u64::from(b'\n')))) & HI
 }
 
-/// True if some byte of `w` is NUL, CR or LF.
-#[inline]
-fn has_nul_cr_lf(w: u64) -> bool {
-    has_zero_byte(w)
-        || has_zero_byte(w ^ (LO * u64::from(b'\r')))
-        || has_zero_byte(w ^ (LO * u64::from(b'\n')))
-}
+/// 1 for NUL, CR and LF, else 0.
+static NUL_CR_LF: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[0] = 1;
+    t[b'\r' as usize] = 1;
+    t[b'\n' as usize] = 1;
+    t
+};
 
-fn word(chunk: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(chunk);
-    u64::from_le_bytes(b)
-}
-
-/// Checks a field value ([RFC 9113 §8.2.1]): no NUL, CR or LF (eight bytes at a time), and
-/// no leading or trailing space or tab.
+/// Checks a field value ([RFC 9113 §8.2.1]): no NUL, CR or LF (eight bytes at a time, the
+/// rest by table), and no leading or trailing space or tab.
 ///
 /// [RFC 9113 §8.2.1]: https://www.rfc-editor.org/rfc/rfc9113#section-8.2.1
+#[inline]
 fn check_value(v: &[u8]) -> Result<(), Malformed> {
-    let bad = if v.len() >= 8 {
-        // Whole words, then the last eight bytes (overlapping the last whole word).
-        v.chunks_exact(8).any(|c| has_nul_cr_lf(word(c))) || has_nul_cr_lf(word(&v[v.len() - 8..]))
-    } else {
-        v.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
-    };
-    if bad {
+    let mut words = v.chunks_exact(8);
+    let mut bad = 0u64;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        bad |= nul_cr_lf_bits(u64::from_le_bytes(b));
+    }
+    for &b in words.remainder() {
+        bad |= u64::from(NUL_CR_LF[usize::from(b)]);
+    }
+    if bad != 0 {
         return Err("NUL, CR or LF in field value");
     }
     if let (Some(first), Some(last)) = (v.first(), v.last()) {
