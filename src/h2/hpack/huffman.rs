@@ -295,8 +295,7 @@ mod tests {
     #[test]
     fn every_padding_is_checked_exactly() {
         // Each symbol of each length, followed by each possible padding of 0..=15 bits.
-        for sym in 0..256usize {
-            let (code, len) = ENCODE[sym];
+        for (sym, &(code, len)) in ENCODE.iter().enumerate().take(256) {
             for pad_len in 0..=15u32 {
                 for pad in [0u64, (1 << pad_len) - 1, ((1 << pad_len) - 1) & !1] {
                     let total = u32::from(len) + pad_len;
