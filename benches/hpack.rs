@@ -6,6 +6,10 @@
 //!
 //! "warm" = steady state on a long-lived connection (the dynamic table already holds the
 //! repeated fields); "cold" = the first block on a new connection (literals, Huffman).
+//!
+//! With `HPACK_BENCH_CALLS=N` each scenario runs exactly N calls, untimed: for instruction
+//! counts under `valgrind --tool=callgrind` (divide a function's count by N), and
+//! `HPACK_BENCH_ONLY=text` runs only the scenarios whose label contains `text`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -47,6 +51,16 @@ fn trailers() -> Vec<Header> {
 /// Times `iter` (which processes `fields` header fields and `bytes` block bytes per call)
 /// and prints the median round.
 fn bench(label: &str, fields: usize, bytes: usize, mut iter: impl FnMut()) {
+    if std::env::var("HPACK_BENCH_ONLY").is_ok_and(|only| !label.contains(&only)) {
+        return;
+    }
+    if let Some(calls) = fixed_calls() {
+        for _ in 0..calls {
+            iter();
+        }
+        println!("{label:<34} {calls} calls ({fields} fields, {bytes} B/block)");
+        return;
+    }
     // Calibrate: how many calls fill one round.
     let mut n = 1usize;
     loop {
@@ -78,6 +92,11 @@ fn bench(label: &str, fields: usize, bytes: usize, mut iter: impl FnMut()) {
         bytes as f64 / median / 1e6,
         median * 1e9,
     );
+}
+
+/// `HPACK_BENCH_CALLS`, if set: run each scenario that many times, untimed.
+fn fixed_calls() -> Option<usize> {
+    std::env::var("HPACK_BENCH_CALLS").ok()?.parse().ok()
 }
 
 /// Steady-state encode of `blocks` (one call encodes each block once).
@@ -176,6 +195,56 @@ fn bench_decode_cold(label: &str, blocks: &[Vec<Header>]) {
     });
 }
 
+/// A (name, value) pair to encode.
+type Field = (&'static [u8], &'static [u8]);
+
+/// Steady-state decode of a request as nghttp2 (h2load, curl) encodes it: `:path` and
+/// `content-length` as Huffman/plain literals without indexing, the rest indexed.
+fn bench_decode_nghttp2_warm(label: &str) {
+    // (index these?, fields)
+    let runs: [(bool, &[Field]); 4] = [
+        (
+            true,
+            &[
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":authority", b"127.0.0.1:50051"),
+            ],
+        ),
+        (false, &[(b":path", b"/helloworld.Greeter/SayHello")]),
+        (
+            true,
+            &[
+                (b"user-agent", b"h2load nghttp2/1.43.0"),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+            ],
+        ),
+        (false, &[(b"content-length", b"12")]),
+    ];
+    let mut e = Encoder::new();
+    let mut d = Decoder::new(4096);
+    let mut wire = BytesMut::new();
+    let mut out = Vec::with_capacity(16);
+    // The first block fills both tables; the second is the steady state.
+    for _ in 0..2 {
+        wire.clear();
+        for (index, fields) in runs {
+            e.set_indexing(index);
+            e.encode(fields.iter().copied(), &mut wire);
+        }
+        out.clear();
+        d.decode(&wire, 16 << 10, |h| out.push(h)).unwrap();
+    }
+    let fields = out.len();
+    bench(label, fields, wire.len(), || {
+        out.clear();
+        d.decode(black_box(&wire), 16 << 10, |h| out.push(h))
+            .unwrap();
+        black_box(&out);
+    });
+}
+
 fn main() {
     // `cargo test --benches` runs this binary with no "--bench": keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -191,6 +260,7 @@ fn main() {
     );
     bench_encode_warm("encode request (warm)", &req);
     bench_decode_warm("decode request (warm)", &req);
+    bench_decode_nghttp2_warm("decode nghttp2 request (warm)");
     bench_encode_warm("encode response+trailers (warm)", &resp);
     bench_decode_warm("decode response+trailers (warm)", &resp);
     bench_encode_cold("encode request (cold)", &req);

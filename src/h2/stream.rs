@@ -238,13 +238,52 @@ impl HeadInfo {
     }
 }
 
-const CONNECTION_SPECIFIC: [&[u8]; 5] = [
-    b"connection",
-    b"proxy-connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"upgrade",
-];
+/// Class of each byte in a field name (RFC 9113 §8.2.1): 0 = allowed, [`NAME_UPPER`] =
+/// uppercase ASCII, [`NAME_INVALID`] = control, space, DEL, non-ASCII or `:`.
+static NAME_CLASS: [u8; 256] = name_classes();
+
+const NAME_UPPER: u8 = 1;
+const NAME_INVALID: u8 = 2;
+
+const fn name_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = if b <= 0x20 || b >= 0x7f || b == b':' as usize {
+            NAME_INVALID
+        } else if b >= b'A' as usize && b <= b'Z' as usize {
+            NAME_UPPER
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+}
+
+/// Checks a field name's characters ([RFC 9113 §8.2.1]): a table lookup per byte, OR-ed
+/// together, four bytes at a time; the first offending byte names the error.
+///
+/// [RFC 9113 §8.2.1]: https://www.rfc-editor.org/rfc/rfc9113#section-8.2.1
+fn check_name(name: &[u8]) -> Result<(), Malformed> {
+    let class = |b: u8| NAME_CLASS[usize::from(b)];
+    let mut chunks = name.chunks_exact(4);
+    let mut acc = 0u8;
+    for c in &mut chunks {
+        acc |= class(c[0]) | class(c[1]) | class(c[2]) | class(c[3]);
+    }
+    for &b in chunks.remainder() {
+        acc |= class(b);
+    }
+    if acc == 0 {
+        return Ok(());
+    }
+    // Rare: report the first bad byte, as a byte-by-byte scan would.
+    match name.iter().map(|&b| class(b)).find(|&c| c != 0) {
+        Some(NAME_UPPER) => Err("uppercase character in field name"),
+        _ => Err("invalid character in field name"),
+    }
+}
 
 /// Checks one regular (non-pseudo) field: name characters, value characters, and the
 /// connection-specific fields HTTP/2 forbids ([RFC 9113 §8.2.1], [§8.2.2]).
@@ -256,26 +295,58 @@ fn check_regular(h: &Header) -> Result<(), Malformed> {
     if name.is_empty() {
         return Err("empty field name");
     }
-    for &b in name {
-        if b.is_ascii_uppercase() {
-            return Err("uppercase character in field name");
-        }
-        if b <= 0x20 || b >= 0x7f || b == b':' {
-            return Err("invalid character in field name");
-        }
-    }
+    check_name(name)?;
     check_value(&h.value)?;
-    if CONNECTION_SPECIFIC.contains(&name) {
-        return Err("connection-specific header field");
+    // Slice patterns compare lengths first: most names cost a few integer compares here.
+    match name {
+        b"connection" | b"proxy-connection" | b"keep-alive" | b"transfer-encoding" | b"upgrade" => {
+            Err("connection-specific header field")
+        }
+        b"te" if !h.value.eq_ignore_ascii_case(b"trailers") => {
+            Err("te header field other than \"trailers\"")
+        }
+        _ => Ok(()),
     }
-    if name == b"te" && !h.value.eq_ignore_ascii_case(b"trailers") {
-        return Err("te header field other than \"trailers\"");
-    }
-    Ok(())
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of a byte of the result is set if that byte of `w` is NUL, CR or LF (exact
+/// for the lowest such byte, and zero only if there is none: the classic SWAR zero-byte test,
+/// applied to `w`, `w ^ CR…CR` and `w ^ LF…LF`).
+#[inline]
+fn nul_cr_lf_bits(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(LO) & !x;
+    (zero(w) | zero(w ^ (LO * u64::from(b'\r'))) | zero(w ^ (LO * u64::from(b'\n')))) & HI
+}
+
+/// 1 for NUL, CR and LF, else 0.
+static NUL_CR_LF: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[0] = 1;
+    t[b'\r' as usize] = 1;
+    t[b'\n' as usize] = 1;
+    t
+};
+
+/// Checks a field value ([RFC 9113 §8.2.1]): no NUL, CR or LF (eight bytes at a time, the
+/// rest by table), and no leading or trailing space or tab.
+///
+/// [RFC 9113 §8.2.1]: https://www.rfc-editor.org/rfc/rfc9113#section-8.2.1
+#[inline]
 fn check_value(v: &[u8]) -> Result<(), Malformed> {
-    if v.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+    let mut words = v.chunks_exact(8);
+    let mut bad = 0u64;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        bad |= nul_cr_lf_bits(u64::from_le_bytes(b));
+    }
+    for &b in words.remainder() {
+        bad |= u64::from(NUL_CR_LF[usize::from(b)]);
+    }
+    if bad != 0 {
         return Err("NUL, CR or LF in field value");
     }
     if let (Some(first), Some(last)) = (v.first(), v.last()) {
@@ -588,6 +659,128 @@ mod tests {
         assert!(validate_trailers(&hs(&[("grpc-status", "0")])).is_ok());
         assert!(validate_trailers(&hs(&[(":status", "200")])).is_err());
         assert!(validate_trailers(&hs(&[("Grpc-Status", "0")])).is_err());
+    }
+
+    /// The straightforward byte-by-byte checks the fast ones must agree with, error text
+    /// included.
+    fn reference_check_regular(h: &Header) -> Result<(), Malformed> {
+        let name = &h.name[..];
+        if name.is_empty() {
+            return Err("empty field name");
+        }
+        for &b in name {
+            if b.is_ascii_uppercase() {
+                return Err("uppercase character in field name");
+            }
+            if b <= 0x20 || b >= 0x7f || b == b':' {
+                return Err("invalid character in field name");
+            }
+        }
+        reference_check_value(&h.value)?;
+        let specific: [&[u8]; 5] = [
+            b"connection",
+            b"proxy-connection",
+            b"keep-alive",
+            b"transfer-encoding",
+            b"upgrade",
+        ];
+        if specific.contains(&name) {
+            return Err("connection-specific header field");
+        }
+        if name == b"te" && !h.value.eq_ignore_ascii_case(b"trailers") {
+            return Err("te header field other than \"trailers\"");
+        }
+        Ok(())
+    }
+
+    fn reference_check_value(v: &[u8]) -> Result<(), Malformed> {
+        if v.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+            return Err("NUL, CR or LF in field value");
+        }
+        if let (Some(first), Some(last)) = (v.first(), v.last()) {
+            if matches!(first, b' ' | b'\t') || matches!(last, b' ' | b'\t') {
+                return Err("field value starts or ends with whitespace");
+            }
+        }
+        Ok(())
+    }
+
+    /// xorshift64.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        /// Mostly harmless bytes, with the interesting ones often enough to hit every case.
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            const SPECIAL: &[u8] = b"\0\r\n \t:AZaz-\x7f\x80\xff\x20\x21\x40\x5b\x7e";
+            (0..len)
+                .map(|_| match self.next() % 16 {
+                    0 => SPECIAL[(self.next() % SPECIAL.len() as u64) as usize],
+                    1 => self.next() as u8,
+                    _ => b"abcdefghijklmnopqrstuvwxyz-_.0123456789"[(self.next() % 39) as usize],
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn fast_field_checks_agree_with_byte_by_byte_checks() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for i in 0..200_000 {
+            let (nl, vl) = ((rng.next() % 24) as usize, (rng.next() % 40) as usize);
+            let (name, value) = (rng.bytes(nl), rng.bytes(vl));
+            let h = Header::new(name.clone(), value.clone());
+            assert_eq!(check_regular(&h), reference_check_regular(&h), "{i}: {h:?}");
+            assert_eq!(
+                check_value(&value),
+                reference_check_value(&value),
+                "{value:?}"
+            );
+        }
+        // Every byte at every position of values of every length up to 24.
+        for len in 1..=24 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'x'; len];
+                    v[pos] = b;
+                    assert_eq!(check_value(&v), reference_check_value(&v), "{v:?}");
+                    let h = Header::new(v.clone(), &b"v"[..]);
+                    assert_eq!(check_regular(&h), reference_check_regular(&h), "{v:?}");
+                }
+            }
+        }
+        // The first offending name byte decides the message.
+        for name in [&b"aB:"[..], b"a:B", b"A", b"\x80A", b"Connection", b"te"] {
+            let h = Header::new(name, &b"x"[..]);
+            assert_eq!(check_regular(&h), reference_check_regular(&h), "{name:?}");
+        }
+        for name in [
+            "connection",
+            "proxy-connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+            "te",
+            "tf",
+            "connectioN",
+        ] {
+            for value in ["trailers", "TRAILERS", "gzip", ""] {
+                let h = Header::new(name.as_bytes(), value.as_bytes());
+                assert_eq!(
+                    check_regular(&h),
+                    reference_check_regular(&h),
+                    "{name}: {value}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::table::{static_header, DynamicTable, STATIC_LEN};
+use super::table::{static_header, static_name, DynamicTable, STATIC_LEN};
 use super::{huffman, DecodeError, Header};
 
 /// Most continuation bytes an integer may use: 5 × 7 bits covers every 32-bit value.
@@ -15,19 +15,21 @@ const MAX_CONTINUATION_BYTES: usize = 5;
 ///
 /// [`DecodeError::Truncated`] if `buf` ends first, [`DecodeError::IntegerOverflow`] if the
 /// value does not fit in 32 bits or uses more than 5 continuation bytes.
+#[inline]
 pub(super) fn decode_int(buf: &[u8], pos: &mut usize, prefix: u8) -> Result<usize, DecodeError> {
     debug_assert!((1..=8).contains(&prefix));
-    let mask: u8 = if prefix >= 8 {
-        0xff
-    } else {
-        (1u8 << prefix) - 1
-    };
+    let mask: u8 = 0xff >> (8 - prefix.clamp(1, 8));
     let first = *buf.get(*pos).ok_or(DecodeError::Truncated)?;
     *pos += 1;
-    let mut value = u64::from(first & mask);
-    if value < u64::from(mask) {
-        return Ok(value as usize);
+    if first & mask < mask {
+        return Ok(usize::from(first & mask));
     }
+    decode_int_continued(buf, pos, mask)
+}
+
+/// The continuation bytes of an integer whose prefix is all ones (`mask`).
+fn decode_int_continued(buf: &[u8], pos: &mut usize, mask: u8) -> Result<usize, DecodeError> {
+    let mut value = u64::from(mask);
     for i in 0..MAX_CONTINUATION_BYTES {
         let b = *buf.get(*pos).ok_or(DecodeError::Truncated)?;
         *pos += 1;
@@ -194,6 +196,7 @@ impl Decoder {
     }
 
     /// Returns the field at HPACK index `index` (RFC 7541 §2.3.3).
+    #[inline]
     fn get(&self, index: usize) -> Result<Header, DecodeError> {
         if index <= STATIC_LEN {
             return static_header(index).ok_or(DecodeError::InvalidIndex(index));
@@ -204,7 +207,20 @@ impl Decoder {
             .ok_or(DecodeError::InvalidIndex(index))
     }
 
+    /// Returns the name of the field at HPACK index `index`, without touching its value.
+    #[inline]
+    fn name_at(&self, index: usize) -> Result<Bytes, DecodeError> {
+        if index <= STATIC_LEN {
+            return static_name(index).ok_or(DecodeError::InvalidIndex(index));
+        }
+        self.table
+            .get(index - STATIC_LEN - 1)
+            .map(|h| h.name.clone())
+            .ok_or(DecodeError::InvalidIndex(index))
+    }
+
     /// Reads a literal field whose name index has a `prefix`-bit prefix (RFC 7541 §6.2).
+    #[inline]
     fn literal(
         &self,
         block: &[u8],
@@ -216,7 +232,7 @@ impl Decoder {
         let name = if name_index == 0 {
             read_string(block, pos)?
         } else {
-            self.get(name_index)?.name
+            self.name_at(name_index)?
         };
         let value = read_string(block, pos)?;
         Ok(Header {
@@ -227,6 +243,10 @@ impl Decoder {
     }
 }
 
+/// Huffman strings that decode to less than this are decoded on the stack (one exact
+/// allocation for the result); longer ones into a `Vec`.
+const STACK_DECODE: usize = 128;
+
 /// Reads a string literal, Huffman-coded or not (RFC 7541 §5.2).
 fn read_string(block: &[u8], pos: &mut usize) -> Result<Bytes, DecodeError> {
     let huffman = block.get(*pos).ok_or(DecodeError::Truncated)? & 0x80 != 0;
@@ -234,11 +254,17 @@ fn read_string(block: &[u8], pos: &mut usize) -> Result<Bytes, DecodeError> {
     let end = pos.checked_add(len).ok_or(DecodeError::Truncated)?;
     let raw = block.get(*pos..end).ok_or(DecodeError::Truncated)?;
     *pos = end;
-    if huffman {
-        let mut out = Vec::new();
-        huffman::decode(raw, &mut out)?;
-        Ok(Bytes::from(out))
-    } else {
-        Ok(Bytes::copy_from_slice(raw))
+    if !huffman {
+        return Ok(Bytes::copy_from_slice(raw));
     }
+    if huffman::max_decoded_len(raw.len()) < STACK_DECODE {
+        let mut buf = [0u8; STACK_DECODE];
+        let n = huffman::decode_into(raw, &mut buf)?;
+        return Ok(Bytes::copy_from_slice(&buf[..n]));
+    }
+    let mut out = Vec::new();
+    huffman::decode(raw, &mut out)?;
+    // A boxed slice becomes `Bytes` without a second allocation (a `Vec` with spare
+    // capacity would need one for its shared header).
+    Ok(Bytes::from(out.into_boxed_slice()))
 }

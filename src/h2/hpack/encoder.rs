@@ -3,9 +3,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use super::table::{static_lookup, DynamicTable, StaticMatch, STATIC_LEN};
+use super::table::{
+    field_hash, finish, hash_bytes, static_field_index, static_name_index, DynamicTable, STATIC_LEN,
+};
 use super::{field_size, huffman, Header};
 
 /// The table size both sides start with (RFC 9113 §6.5.2), and the largest table the encoder
@@ -14,20 +16,21 @@ const DEFAULT_TABLE_SIZE: usize = 4096;
 
 /// Appends an integer with a `prefix`-bit prefix (1..=8) to `dst`; `flags` fills the bits of
 /// the first byte above the prefix (RFC 7541 §5.1).
-pub(super) fn encode_int(value: usize, prefix: u8, flags: u8, dst: &mut BytesMut) {
+#[inline]
+pub(super) fn encode_int(value: usize, prefix: u8, flags: u8, dst: &mut Vec<u8>) {
     debug_assert!((1..=8).contains(&prefix));
     let mask = (1usize << prefix) - 1;
     if value < mask {
-        dst.put_u8(flags | value as u8);
+        dst.push(flags | value as u8);
         return;
     }
-    dst.put_u8(flags | mask as u8);
+    dst.push(flags | mask as u8);
     let mut rest = value - mask;
     while rest >= 0x80 {
-        dst.put_u8(0x80 | (rest & 0x7f) as u8);
+        dst.push(0x80 | (rest & 0x7f) as u8);
         rest >>= 7;
     }
-    dst.put_u8(rest as u8);
+    dst.push(rest as u8);
 }
 
 /// How a field name is treated when its exact field is not in a table.
@@ -56,7 +59,10 @@ fn policy(name: &[u8]) -> Policy {
     }
 }
 
-/// A hasher for keys that are already hashes.
+/// A hasher for keys that are already hashes ([`field_hash`], [`name_hash`]): the maps
+/// cost one multiply-free lookup instead of SipHash. The keys come from fields that we send,
+/// never from a peer's headers, and each map holds at most one entry per dynamic table entry
+/// (at most 128), so hash flooding (HashDoS) is not a concern here.
 #[derive(Debug, Default, Clone, Copy)]
 struct IdHasher(u64);
 
@@ -76,40 +82,9 @@ impl Hasher for IdHasher {
 
 type HashIndex = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
 
-const K: u64 = 0x517c_c1b7_2722_0a95;
-
-fn mix(h: u64, word: u64) -> u64 {
-    (h.rotate_left(5) ^ word).wrapping_mul(K)
-}
-
-/// A fast, non-cryptographic hash of `bytes` (FxHash-style, length included).
-fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = mix(h, u64::from_le_bytes(word));
-    }
-    let mut word = 0u64;
-    for (i, &b) in chunks.remainder().iter().enumerate() {
-        word |= u64::from(b) << (8 * i);
-    }
-    mix(mix(h, word), bytes.len() as u64)
-}
-
-/// Final avalanche, so that the low bits the map uses depend on every input bit.
-fn finish(h: u64) -> u64 {
-    let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^ (h >> 33)
-}
-
-fn name_hash(name: &[u8]) -> u64 {
-    finish(hash_bytes(0, name))
-}
-
-fn field_hash(name: &[u8], value: &[u8]) -> u64 {
-    finish(hash_bytes(hash_bytes(1, name), value))
-}
+/// A block grows in this scratch buffer, then goes to the output in one copy; a buffer that
+/// grew larger than this for a big block is not kept.
+const SCRATCH_KEEP: usize = 4096;
 
 /// Encodes header blocks for one peer (RFC 7541 §3).
 ///
@@ -146,6 +121,8 @@ pub struct Encoder {
     pending: Option<(usize, usize)>,
     huffman: bool,
     indexing: bool,
+    /// Where a block is built before it is appended to the caller's buffer.
+    scratch: Vec<u8>,
 }
 
 impl Default for Encoder {
@@ -168,6 +145,7 @@ impl Encoder {
             pending: None,
             huffman: true,
             indexing: true,
+            scratch: Vec::new(),
         }
     }
 
@@ -226,10 +204,11 @@ impl Encoder {
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         dst: &mut BytesMut,
     ) {
-        self.start_block(dst);
+        let mut buf = self.start_block();
         for (name, value) in headers {
-            self.encode_field(name, value, false, dst);
+            self.encode_field(name, value, false, &mut buf);
         }
+        self.finish_block(buf, dst);
     }
 
     /// Appends one header block, like [`encode`](Self::encode), honouring each field's
@@ -239,9 +218,26 @@ impl Encoder {
         headers: impl IntoIterator<Item = &'a Header>,
         dst: &mut BytesMut,
     ) {
-        self.start_block(dst);
+        let mut buf = self.start_block();
         for h in headers {
-            self.encode_field(&h.name, &h.value, h.sensitive, dst);
+            self.encode_field(&h.name, &h.value, h.sensitive, &mut buf);
+        }
+        self.finish_block(buf, dst);
+    }
+
+    /// Takes the scratch buffer and writes pending dynamic table size updates into it.
+    fn start_block(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        self.size_updates(&mut buf);
+        buf
+    }
+
+    /// Appends the block to `dst` and keeps the buffer for the next block.
+    fn finish_block(&mut self, buf: Vec<u8>, dst: &mut BytesMut) {
+        dst.extend_from_slice(&buf);
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.scratch = buf;
         }
     }
 
@@ -255,7 +251,7 @@ impl Encoder {
     }
 
     /// Emits pending dynamic table size updates (RFC 7541 §6.3).
-    fn start_block(&mut self, dst: &mut BytesMut) {
+    fn size_updates(&mut self, dst: &mut Vec<u8>) {
         let Some((smallest, last)) = self.pending.take() else {
             return;
         };
@@ -273,27 +269,30 @@ impl Encoder {
             .set_max_size(size, |seq| forget(hashes, fields, names, seq));
     }
 
-    fn encode_field(&mut self, name: &[u8], value: &[u8], sensitive: bool, dst: &mut BytesMut) {
+    fn encode_field(&mut self, name: &[u8], value: &[u8], sensitive: bool, dst: &mut Vec<u8>) {
+        // One pass over the name serves both hashes.
+        let name_state = hash_bytes(0, name);
+        let fh = finish(hash_bytes(name_state, value));
+        if !sensitive {
+            // A never-indexed name (`policy`) must not go as an index either. The dynamic
+            // table never holds one (such fields are not inserted), so only static hits need
+            // the check: `authorization` and `proxy-authorization` with an empty value.
+            let found = match static_field_index(name, value, fh) {
+                Some(i) => (policy(name) != Policy::Never).then_some(i),
+                None => self.find_field(name, value, fh),
+            };
+            if let Some(index) = found {
+                encode_int(index, 7, 0x80, dst);
+                return;
+            }
+        }
         let policy = if sensitive {
             Policy::Never
         } else {
             policy(name)
         };
-        let found = static_lookup(name, value);
-        if policy != Policy::Never {
-            if let StaticMatch::Field(index) = found {
-                encode_int(index, 7, 0x80, dst);
-                return;
-            }
-            if let Some(index) = self.find_field(name, value) {
-                encode_int(index, 7, 0x80, dst);
-                return;
-            }
-        }
-        let name_index = match found {
-            StaticMatch::Field(i) | StaticMatch::Name(i) => Some(i),
-            StaticMatch::None => self.find_name(name),
-        };
+        let nh = finish(name_state);
+        let name_index = static_name_index(name, nh).or_else(|| self.find_name(name, nh));
         let max = self.table.max_size();
         let index = self.indexing
             && match policy {
@@ -310,32 +309,33 @@ impl Encoder {
         match name_index {
             Some(i) => encode_int(i, prefix, flags, dst),
             None => {
-                dst.put_u8(flags);
+                dst.push(flags);
                 self.write_string(name, dst);
             }
         }
         self.write_string(value, dst);
         if index {
-            self.insert(name, value);
+            self.insert(name, value, fh, nh);
         }
     }
 
-    /// HPACK index of the newest dynamic entry equal to (name, value).
-    fn find_field(&self, name: &[u8], value: &[u8]) -> Option<usize> {
-        let seq = *self.fields.get(&field_hash(name, value))?;
+    /// HPACK index of the newest dynamic entry equal to (name, value), whose
+    /// [`field_hash`] is `fh`.
+    fn find_field(&self, name: &[u8], value: &[u8], fh: u64) -> Option<usize> {
+        let seq = *self.fields.get(&fh)?;
         let (back, h) = self.table.by_seq(seq)?;
         (h.name == name && h.value == value).then_some(STATIC_LEN + 1 + back)
     }
 
-    /// HPACK index of the newest dynamic entry named `name`.
-    fn find_name(&self, name: &[u8]) -> Option<usize> {
-        let seq = *self.names.get(&name_hash(name))?;
+    /// HPACK index of the newest dynamic entry named `name`, whose name hash is `nh`.
+    fn find_name(&self, name: &[u8], nh: u64) -> Option<usize> {
+        let seq = *self.names.get(&nh)?;
         let (back, h) = self.table.by_seq(seq)?;
         (h.name == name).then_some(STATIC_LEN + 1 + back)
     }
 
-    fn insert(&mut self, name: &[u8], value: &[u8]) {
-        let (fh, nh) = (field_hash(name, value), name_hash(name));
+    fn insert(&mut self, name: &[u8], value: &[u8], fh: u64, nh: u64) {
+        debug_assert_eq!(fh, field_hash(name, value));
         let header = Header::new(Bytes::copy_from_slice(name), Bytes::copy_from_slice(value));
         let (hashes, fields, names) = (&mut self.hashes, &mut self.fields, &mut self.names);
         let inserted = self
@@ -350,7 +350,7 @@ impl Encoder {
     }
 
     /// Appends a string literal, Huffman-coded if that is on and shorter (RFC 7541 §5.2).
-    fn write_string(&self, s: &[u8], dst: &mut BytesMut) {
+    fn write_string(&self, s: &[u8], dst: &mut Vec<u8>) {
         if self.huffman {
             let len = huffman::encoded_len(s);
             if len < s.len() {
@@ -360,7 +360,7 @@ impl Encoder {
             }
         }
         encode_int(s.len(), 7, 0, dst);
-        dst.put_slice(s);
+        dst.extend_from_slice(s);
     }
 }
 

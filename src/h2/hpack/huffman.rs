@@ -1,8 +1,6 @@
 //! Huffman coding of string literals (RFC 7541 §5.2, Appendix B).
 
-use bytes::{BufMut, BytesMut};
-
-use super::huffman_table::{ACCEPT, DECODE, EMIT, ENCODE, FAIL};
+use super::huffman_table::{ACCEPT, DECODE, EMIT, ENCODE, FAIL, STATE_MASK, SYMBOL_SHIFT};
 use super::DecodeError;
 
 /// Returns the length in bytes of `src` once Huffman-coded, padding included.
@@ -13,7 +11,8 @@ pub(super) fn encoded_len(src: &[u8]) -> usize {
 
 /// Appends the Huffman coding of `src` to `dst`, padded with the most significant bits of
 /// EOS (all ones) to a whole byte (RFC 7541 §5.2).
-pub(super) fn encode(src: &[u8], dst: &mut BytesMut) {
+pub(super) fn encode(src: &[u8], dst: &mut Vec<u8>) {
+    dst.reserve(encoded_len(src));
     // `acc` holds `bits` pending bits in its low end; at most 7 + 30 are ever pending.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
@@ -23,43 +22,80 @@ pub(super) fn encode(src: &[u8], dst: &mut BytesMut) {
         bits += u32::from(len);
         while bits >= 8 {
             bits -= 8;
-            dst.put_u8((acc >> bits) as u8);
+            dst.push((acc >> bits) as u8);
         }
     }
     if bits > 0 {
         let pad = 8 - bits;
-        dst.put_u8(((acc << pad) as u8) | (0xff >> bits));
+        dst.push(((acc << pad) as u8) | (0xff >> bits));
     }
 }
 
-/// Decodes a Huffman-coded string into `dst`.
+/// The most bytes `src_len` bytes of Huffman code can decode to: every symbol is at least 5
+/// bits long.
+pub(super) fn max_decoded_len(src_len: usize) -> usize {
+    src_len.saturating_mul(8) / 5
+}
+
+/// Decodes a Huffman-coded string into `out`, which must be longer than
+/// [`max_decoded_len`]`(src.len())`, and returns the decoded length.
+///
+/// A nibble at a time through [`DECODE`]: each step writes the entry's symbol at the output
+/// position whether or not the entry emits one and advances by the EMIT bit, so the loop
+/// has no data-dependent branch; FAIL is tested once, on the OR of all entries, and the
+/// padding rule on the last entry's ACCEPT bit.
 ///
 /// # Errors
 ///
 /// [`DecodeError::InvalidHuffman`] if the string contains EOS, or ends in padding that is
 /// longer than 7 bits or not all ones (RFC 7541 §5.2).
-pub(super) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
-    // Every symbol is at least 5 bits long, so the output is at most 8/5 of the input.
-    dst.reserve(src.len() * 8 / 5 + 1);
-    let mut state = 0usize;
-    let mut accept = true;
-    for &b in src {
-        for nibble in [b >> 4, b & 0x0f] {
-            let (next, flags, sym) = DECODE[state][nibble as usize];
-            if flags & FAIL != 0 {
-                return Err(DecodeError::InvalidHuffman);
-            }
-            if flags & EMIT != 0 {
-                dst.push(sym);
-            }
-            state = next as usize;
-            accept = flags & ACCEPT != 0;
+pub(super) fn decode_into(src: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
+    debug_assert!(out.len() > max_decoded_len(src.len()));
+    let mut n = 0usize;
+    let mut state = 0u32;
+    let mut seen = 0u32;
+    // An empty string is valid.
+    let mut last = ACCEPT;
+    let mut step = |state: u32, nibble: u8| {
+        // The mask keeps the index in bounds without a check: the table has 4096 entries.
+        let e = DECODE[(state | u32::from(nibble)) as usize & 0xfff];
+        // At most one symbol per 5 bits of input, so `n` stays below `out.len()`.
+        if let Some(slot) = out.get_mut(n) {
+            *slot = (e >> SYMBOL_SHIFT) as u8;
         }
+        n += (e & EMIT != 0) as usize;
+        e
+    };
+    for &b in src {
+        let hi = step(state, b >> 4);
+        let lo = step(hi & STATE_MASK, b & 0x0f);
+        seen |= hi | lo;
+        state = lo & STATE_MASK;
+        last = lo;
     }
-    if accept {
-        Ok(())
-    } else {
-        Err(DecodeError::InvalidHuffman)
+    if seen & FAIL != 0 || last & ACCEPT == 0 {
+        return Err(DecodeError::InvalidHuffman);
+    }
+    Ok(n)
+}
+
+/// Decodes a Huffman-coded string, appending it to `dst` (see [`decode_into`]).
+///
+/// # Errors
+///
+/// [`DecodeError::InvalidHuffman`] as for [`decode_into`]; `dst` is then unchanged.
+pub(super) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let start = dst.len();
+    dst.resize(start + max_decoded_len(src.len()) + 1, 0);
+    match decode_into(src, &mut dst[start..]) {
+        Ok(n) => {
+            dst.truncate(start + n);
+            Ok(())
+        }
+        Err(e) => {
+            dst.truncate(start);
+            Err(e)
+        }
     }
 }
 
@@ -68,10 +104,10 @@ mod tests {
     use super::*;
 
     fn enc(s: &[u8]) -> Vec<u8> {
-        let mut dst = BytesMut::new();
+        let mut dst = Vec::new();
         encode(s, &mut dst);
         assert_eq!(dst.len(), encoded_len(s));
-        dst.to_vec()
+        dst
     }
 
     fn dec(s: &[u8]) -> Result<Vec<u8>, DecodeError> {
@@ -151,5 +187,146 @@ mod tests {
         // 'a' then padding 000: decodes as "a0" prefix... '0' is 00000 (5 bits), so 3 zero
         // bits are an incomplete code, not padding.
         assert_eq!(dec(&[0x18]), Err(DecodeError::InvalidHuffman));
+    }
+
+    /// A bit-at-a-time decoder built from ENCODE alone (not from DECODE): the oracle the
+    /// table-driven decoder is checked against.
+    fn reference_decode(src: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        thread_local! {
+            static CODES: std::collections::HashMap<(u32, u8), u16> = ENCODE
+                .iter()
+                .enumerate()
+                .map(|(sym, &(code, len))| ((code, len), sym as u16))
+                .collect();
+        }
+        CODES.with(|codes| reference_decode_with(codes, src))
+    }
+
+    fn reference_decode_with(
+        codes: &std::collections::HashMap<(u32, u8), u16>,
+        src: &[u8],
+    ) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::new();
+        let (mut code, mut len) = (0u32, 0u8);
+        for &b in src {
+            for i in (0..8).rev() {
+                code = (code << 1) | u32::from((b >> i) & 1);
+                len += 1;
+                match codes.get(&(code, len)) {
+                    Some(256) => return Err(DecodeError::InvalidHuffman),
+                    Some(&sym) => {
+                        out.push(sym as u8);
+                        (code, len) = (0, 0);
+                    }
+                    None => {}
+                }
+            }
+        }
+        // Padding: at most 7 bits, all ones.
+        if len > 7 || code != (1 << len) - 1 {
+            return Err(DecodeError::InvalidHuffman);
+        }
+        Ok(out)
+    }
+
+    /// Decodes with the smallest output buffer `decode_into` accepts.
+    fn dec_tight(s: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let mut out = vec![0u8; max_decoded_len(s.len()) + 1];
+        decode_into(s, &mut out).map(|n| out[..n].to_vec())
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+    }
+
+    #[test]
+    fn table_decoder_agrees_with_bitwise_decoder_on_random_input() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let mut ok = 0;
+        for i in 0..30_000 {
+            let len = (rng.next() % 40) as usize;
+            let input: Vec<u8> = match i % 4 {
+                // Random bytes: mostly invalid, some valid.
+                0 => (0..len).map(|_| rng.next() as u8).collect(),
+                // Valid codings of random strings, printable or any byte.
+                1 | 2 => {
+                    let s: Vec<u8> = (0..len)
+                        .map(|_| {
+                            let b = rng.next() as u8;
+                            if i % 4 == 1 {
+                                b' ' + b % 95
+                            } else {
+                                b
+                            }
+                        })
+                        .collect();
+                    enc(&s)
+                }
+                // Valid codings with one bit flipped or bytes of ones appended.
+                _ => {
+                    let s: Vec<u8> = (0..len).map(|_| b'a' + rng.next() as u8 % 26).collect();
+                    let mut e = enc(&s);
+                    if e.is_empty() || rng.next() % 2 == 0 {
+                        e.extend(std::iter::repeat_n(0xff, 1 + rng.next() as usize % 4));
+                    } else {
+                        let bit = rng.next() as usize % (e.len() * 8);
+                        e[bit / 8] ^= 0x80 >> (bit % 8);
+                    }
+                    e
+                }
+            };
+            let want = reference_decode(&input);
+            ok += usize::from(want.is_ok());
+            assert_eq!(dec(&input), want, "{input:02x?}");
+            assert_eq!(dec_tight(&input), want, "{input:02x?}");
+        }
+        assert!(ok > 12_000 && ok < 27_000, "{ok}");
+    }
+
+    #[test]
+    fn every_padding_is_checked_exactly() {
+        // Each symbol of each length, followed by each possible padding of 0..=15 bits.
+        for (sym, &(code, len)) in ENCODE.iter().enumerate().take(256) {
+            for pad_len in 0..=15u32 {
+                for pad in [0u64, (1 << pad_len) - 1, ((1 << pad_len) - 1) & !1] {
+                    let total = u32::from(len) + pad_len;
+                    if total % 8 != 0 {
+                        continue;
+                    }
+                    let bits = (u64::from(code) << pad_len) | pad;
+                    let bytes = bits.to_be_bytes()[8 - total as usize / 8..].to_vec();
+                    assert_eq!(
+                        dec(&bytes),
+                        reference_decode(&bytes),
+                        "{sym} {pad_len} {pad:b}"
+                    );
+                }
+            }
+        }
+        // Output exactly as long as the bound (all 5-bit symbols) fits the tight buffer.
+        let zeros = enc(b"00000000");
+        assert_eq!(zeros.len(), 5);
+        assert_eq!(dec_tight(&zeros).unwrap(), b"00000000");
+    }
+
+    #[test]
+    fn failed_decode_leaves_dst_unchanged() {
+        let mut out = b"kept".to_vec();
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff], &mut out),
+            Err(DecodeError::InvalidHuffman)
+        );
+        assert_eq!(out, b"kept");
+        decode(&enc(b"abc"), &mut out).unwrap();
+        assert_eq!(out, b"keptabc");
     }
 }

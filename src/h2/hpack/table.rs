@@ -10,7 +10,10 @@ use super::Header;
 pub(super) const STATIC_LEN: usize = 61;
 
 /// The static table (RFC 7541 Appendix A); `STATIC[i - 1]` is index `i`.
-pub(super) static STATIC: [(&str, &str); STATIC_LEN] = [
+pub(super) static STATIC: [(&str, &str); STATIC_LEN] = STATIC_ENTRIES;
+
+/// [`STATIC`] as a constant, for the hash indexes built at compile time.
+const STATIC_ENTRIES: [(&str, &str); STATIC_LEN] = [
     (":authority", ""),
     (":method", "GET"),
     (":method", "POST"),
@@ -84,66 +87,144 @@ pub(super) fn static_header(index: usize) -> Option<Header> {
     })
 }
 
-/// The lowest static index whose name is `name`.
-fn static_name_index(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b":authority" => 1,
-        b":method" => 2,
-        b":path" => 4,
-        b":scheme" => 6,
-        b":status" => 8,
-        b"accept-charset" => 15,
-        b"accept-encoding" => 16,
-        b"accept-language" => 17,
-        b"accept-ranges" => 18,
-        b"accept" => 19,
-        b"access-control-allow-origin" => 20,
-        b"age" => 21,
-        b"allow" => 22,
-        b"authorization" => 23,
-        b"cache-control" => 24,
-        b"content-disposition" => 25,
-        b"content-encoding" => 26,
-        b"content-language" => 27,
-        b"content-length" => 28,
-        b"content-location" => 29,
-        b"content-range" => 30,
-        b"content-type" => 31,
-        b"cookie" => 32,
-        b"date" => 33,
-        b"etag" => 34,
-        b"expect" => 35,
-        b"expires" => 36,
-        b"from" => 37,
-        b"host" => 38,
-        b"if-match" => 39,
-        b"if-modified-since" => 40,
-        b"if-none-match" => 41,
-        b"if-range" => 42,
-        b"if-unmodified-since" => 43,
-        b"last-modified" => 44,
-        b"link" => 45,
-        b"location" => 46,
-        b"max-forwards" => 47,
-        b"proxy-authenticate" => 48,
-        b"proxy-authorization" => 49,
-        b"range" => 50,
-        b"referer" => 51,
-        b"refresh" => 52,
-        b"retry-after" => 53,
-        b"server" => 54,
-        b"set-cookie" => 55,
-        b"strict-transport-security" => 56,
-        b"transfer-encoding" => 57,
-        b"user-agent" => 58,
-        b"vary" => 59,
-        b"via" => 60,
-        b"www-authenticate" => 61,
-        _ => return None,
+/// Returns the name of static entry `index` (1..=61), without allocating.
+pub(super) fn static_name(index: usize) -> Option<Bytes> {
+    let (name, _) = STATIC.get(index.checked_sub(1)?)?;
+    Some(Bytes::from_static(name.as_bytes()))
+}
+
+// ----- hashing ---------------------------------------------------------------------------
+//
+// A fast non-cryptographic hash (FxHash-style) for the encoder's lookups. It only ever sees
+// fields that we send, never a peer's, and the maps it feeds hold at most one entry per
+// dynamic table entry (at most 4096 / 32 = 128), so hash flooding is not a concern. It is a
+// `const fn` so that the static table's indexes below are built at compile time with the
+// same function the encoder uses at run time.
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+const fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(K)
+}
+
+/// Folds `bytes` into `h`: eight bytes at a time, then 4, 2 and 1, then the length.
+pub(super) const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut rest = bytes;
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        h = mix(h, u64::from_le_bytes(*w));
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<4>() {
+        h = mix(h, u32::from_le_bytes(*w) as u64);
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<2>() {
+        h = mix(h, u16::from_le_bytes(*w) as u64);
+        rest = tail;
+    }
+    if let [b] = rest {
+        h = mix(h, *b as u64);
+    }
+    mix(h, bytes.len() as u64)
+}
+
+/// Final avalanche, so that the low bits a table uses depend on every input bit.
+pub(super) const fn finish(h: u64) -> u64 {
+    let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// Hash of a field name; `hash_bytes(0, name)` is the common start of both hashes.
+pub(super) const fn name_hash(name: &[u8]) -> u64 {
+    finish(hash_bytes(0, name))
+}
+
+/// Hash of a whole field.
+pub(super) const fn field_hash(name: &[u8], value: &[u8]) -> u64 {
+    finish(hash_bytes(hash_bytes(0, name), value))
+}
+
+// ----- static table indexes ------------------------------------------------------------------
+
+/// Slots of the static table's hash indexes: a power of two, over twice the 61 entries, so
+/// that a miss usually stops at the first, empty, slot.
+const SLOTS: usize = 128;
+
+/// Field hash → static index (open addressing, linear probing; 0 = empty slot).
+static STATIC_BY_FIELD: [u8; SLOTS] = build_index(true);
+
+/// Name hash → lowest static index with that name (same layout).
+static STATIC_BY_NAME: [u8; SLOTS] = build_index(false);
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn build_index(by_field: bool) -> [u8; SLOTS] {
+    let mut slots = [0u8; SLOTS];
+    let mut i = 0;
+    while i < STATIC_LEN {
+        let (name, value) = STATIC_ENTRIES[i];
+        // Entries with the same name are adjacent: index a name at its first entry only.
+        let repeat = !by_field && i > 0 && str_eq(STATIC_ENTRIES[i - 1].0, name);
+        if !repeat {
+            let h = if by_field {
+                field_hash(name.as_bytes(), value.as_bytes())
+            } else {
+                name_hash(name.as_bytes())
+            };
+            let mut slot = h as usize % SLOTS;
+            while slots[slot] != 0 {
+                slot = (slot + 1) % SLOTS;
+            }
+            slots[slot] = (i + 1) as u8;
+        }
+        i += 1;
+    }
+    slots
+}
+
+/// Probes `index` from `hash` for an entry that `matches`; there is always an empty slot.
+#[inline]
+fn probe(index: &[u8; SLOTS], hash: u64, matches: impl Fn(&str, &str) -> bool) -> Option<usize> {
+    let mut slot = hash as usize % SLOTS;
+    loop {
+        let i = usize::from(index[slot]);
+        let (name, value) = STATIC.get(i.checked_sub(1)?)?;
+        if matches(name, value) {
+            return Some(i);
+        }
+        slot = (slot + 1) % SLOTS;
+    }
+}
+
+/// The static index of the field (`name`, `value`) whose [`field_hash`] is `hash`.
+#[inline]
+pub(super) fn static_field_index(name: &[u8], value: &[u8], hash: u64) -> Option<usize> {
+    probe(&STATIC_BY_FIELD, hash, |n, v| {
+        n.as_bytes() == name && v.as_bytes() == value
     })
 }
 
+/// The lowest static index with name `name`, whose [`name_hash`] is `hash`.
+#[inline]
+pub(super) fn static_name_index(name: &[u8], hash: u64) -> Option<usize> {
+    probe(&STATIC_BY_NAME, hash, |n, _| n.as_bytes() == name)
+}
+
 /// What the static table holds for a field.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StaticMatch {
     /// Neither the name nor the field.
@@ -155,19 +236,15 @@ pub(super) enum StaticMatch {
 }
 
 /// Looks a field up in the static table.
+#[cfg(test)]
 pub(super) fn static_lookup(name: &[u8], value: &[u8]) -> StaticMatch {
-    let Some(first) = static_name_index(name) else {
-        return StaticMatch::None;
-    };
-    for (i, (n, v)) in STATIC.iter().enumerate().skip(first - 1) {
-        if n.as_bytes() != name {
-            break;
-        }
-        if v.as_bytes() == value {
-            return StaticMatch::Field(i + 1);
-        }
+    if let Some(i) = static_field_index(name, value, field_hash(name, value)) {
+        return StaticMatch::Field(i);
     }
-    StaticMatch::Name(first)
+    match static_name_index(name, name_hash(name)) {
+        Some(i) => StaticMatch::Name(i),
+        None => StaticMatch::None,
+    }
 }
 
 /// The dynamic table (RFC 7541 §2.3.2, §4): newest entry first, evicted oldest first.
@@ -289,7 +366,10 @@ mod tests {
             let found = static_lookup(n.as_bytes(), v.as_bytes());
             assert_eq!(found, StaticMatch::Field(i + 1), "{n}: {v}");
             let first = STATIC.iter().position(|(m, _)| m == n).unwrap() + 1;
-            assert_eq!(static_name_index(n.as_bytes()), Some(first));
+            assert_eq!(
+                static_name_index(n.as_bytes(), name_hash(n.as_bytes())),
+                Some(first)
+            );
         }
         assert_eq!(static_lookup(b":method", b"PUT"), StaticMatch::Name(2));
         assert_eq!(static_lookup(b":status", b"500"), StaticMatch::Field(14));
@@ -297,6 +377,68 @@ mod tests {
         assert_eq!(static_header(0), None);
         assert_eq!(static_header(62), None);
         assert_eq!(static_header(61).unwrap().name, "www-authenticate");
+    }
+
+    /// The hash indexes answer exactly what a scan of the static table answers.
+    #[test]
+    fn static_indexes_agree_with_a_scan() {
+        let scan = |name: &[u8], value: &[u8]| {
+            let field = STATIC
+                .iter()
+                .position(|(n, v)| n.as_bytes() == name && v.as_bytes() == value);
+            let first = STATIC.iter().position(|(n, _)| n.as_bytes() == name);
+            match (field, first) {
+                (Some(i), _) => StaticMatch::Field(i + 1),
+                (None, Some(i)) => StaticMatch::Name(i + 1),
+                (None, None) => StaticMatch::None,
+            }
+        };
+        let mut names: Vec<&[u8]> = STATIC.iter().map(|(n, _)| n.as_bytes()).collect();
+        names.extend([
+            &b""[..],
+            b":",
+            b":statu",
+            b":status2",
+            b"content-typ",
+            b"grpc-status",
+            b"te",
+            b"x-custom-metadata-key",
+        ]);
+        let mut values: Vec<&[u8]> = STATIC.iter().map(|(_, v)| v.as_bytes()).collect();
+        values.extend([&b"POST2"[..], b"20", b"application/grpc", b"trailers"]);
+        for &n in &names {
+            for &v in &values {
+                assert_eq!(static_lookup(n, v), scan(n, v), "{n:?} {v:?}");
+            }
+        }
+        // Both indexes are filled: every static entry (and every distinct name) is in one.
+        assert_eq!(
+            STATIC_BY_FIELD.iter().filter(|&&i| i != 0).count(),
+            STATIC_LEN
+        );
+        let distinct = STATIC
+            .iter()
+            .enumerate()
+            .filter(|&(i, (n, _))| i == 0 || STATIC[i - 1].0 != *n)
+            .count();
+        assert_eq!(STATIC_BY_NAME.iter().filter(|&&i| i != 0).count(), distinct);
+    }
+
+    #[test]
+    fn hash_reads_every_byte_and_the_length() {
+        // Each tail length (8, 4, 2, 1 byte steps) and a trailing zero byte all change it.
+        let data = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut seen = std::collections::HashSet::new();
+        for len in 0..=data.len() {
+            assert!(seen.insert(name_hash(&data[..len])), "{len}");
+            let mut flipped = data[..len].to_vec();
+            if let Some(last) = flipped.last_mut() {
+                *last ^= 1;
+                assert_ne!(name_hash(&flipped), name_hash(&data[..len]));
+            }
+        }
+        assert_ne!(name_hash(b"a"), name_hash(b"a\0"));
+        assert_ne!(field_hash(b"ab", b"c"), field_hash(b"a", b"bc"));
     }
 
     #[test]

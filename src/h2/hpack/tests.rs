@@ -65,9 +65,9 @@ fn encode_pairs(e: &mut Encoder, list: &[(&str, &str)]) -> Vec<u8> {
 // C.1 Integer representation examples
 
 fn int_bytes(value: usize, prefix: u8) -> Vec<u8> {
-    let mut dst = BytesMut::new();
+    let mut dst = Vec::new();
     encode_int(value, prefix, 0, &mut dst);
-    dst.to_vec()
+    dst
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn check_sequence(examples: &[Example], upto: usize, table_size: usize, huffman:
         if i == 0 && table_size != 4096 {
             // The encoder announces the smaller table first: a size update of `table_size`
             // (RFC 7541 §6.3), which the RFC's examples leave out.
-            let mut update = BytesMut::new();
+            let mut update = Vec::new();
             encode_int(table_size, 5, 0x20, &mut update);
             assert_eq!(ours[..update.len()], update[..]);
             ours.drain(..update.len());
@@ -642,14 +642,14 @@ fn integer_overflow_is_error() {
         Err(DecodeError::IntegerOverflow)
     );
     // u32::MAX itself is representable (and then an invalid index).
-    let mut max = BytesMut::new();
+    let mut max = Vec::new();
     encode_int(u32::MAX as usize, 7, 0x80, &mut max);
     assert_eq!(
         decode(&mut Decoder::new(4096), &max),
         Err(DecodeError::InvalidIndex(u32::MAX as usize))
     );
     // One more than u32::MAX overflows.
-    let mut over = BytesMut::new();
+    let mut over = Vec::new();
     encode_int(u32::MAX as usize + 1, 7, 0x80, &mut over);
     assert_eq!(
         decode(&mut Decoder::new(4096), &over),
@@ -666,8 +666,7 @@ fn string_longer_than_block_is_truncated() {
         Err(DecodeError::Truncated)
     );
     // Length u32::MAX.
-    let mut block = BytesMut::new();
-    block.extend_from_slice(&[0x00]);
+    let mut block = vec![0x00];
     encode_int(u32::MAX as usize, 7, 0, &mut block);
     assert_eq!(
         decode(&mut Decoder::new(4096), &block),
@@ -1177,5 +1176,29 @@ fn encoder_keeps_finding_fields_after_evictions() {
             block.last().unwrap() & 0x80 != 0 || block.len() > 4,
             "block {i}: {block:x?}"
         );
+    }
+}
+
+#[test]
+fn never_indexed_names_are_never_sent_as_an_index() {
+    // Both are whole static entries with an empty value (indexes 23 and 49), and a sensitive
+    // field equal to a dynamic entry: each still goes as a never-indexed literal.
+    let mut e = Encoder::new();
+    let mut block = BytesMut::new();
+    e.encode([(&b"x-key"[..], &b"v"[..])], &mut block);
+    for (name, value, sensitive) in [
+        (&b"authorization"[..], &b""[..], false),
+        (b"proxy-authorization", b"", false),
+        (b"x-key", b"v", true),
+    ] {
+        block.clear();
+        let h = if sensitive {
+            Header::new_sensitive(name, value)
+        } else {
+            Header::new(name, value)
+        };
+        e.encode_headers([&h], &mut block);
+        // 0001xxxx: literal never indexed (RFC 7541 §6.2.3).
+        assert_eq!(block[0] & 0xf0, 0x10, "{h:?}: {block:02x?}");
     }
 }
