@@ -20,6 +20,7 @@ mod conn;
 mod future;
 mod target;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,9 @@ fn stream_status(e: &StreamError) -> Status {
 pub(crate) struct ResponseReader {
     handle: StreamHandle,
     decoder: MessageDecoder,
+    /// DATA payloads taken from the stream in one go, on their way into `decoder` (kept for
+    /// its capacity).
+    batch: VecDeque<Bytes>,
     deadline: Option<Instant>,
     initial: Option<MetadataMap>,
     trailing: Option<MetadataMap>,
@@ -214,6 +218,7 @@ impl ResponseReader {
         ResponseReader {
             handle,
             decoder: MessageDecoder::new(max_recv),
+            batch: VecDeque::new(),
             deadline,
             initial: None,
             trailing: None,
@@ -328,8 +333,8 @@ impl ResponseReader {
                 Ok(None) => {}
                 Err(s) => return Some(Err(self.fail(s))),
             }
-            match self.handle.recv_data(self.deadline) {
-                Ok(Recv::Data(b)) => self.decoder.push(b),
+            match self.handle.recv_data(&mut self.batch, self.deadline) {
+                Ok(Recv::Data) => self.batch.drain(..).for_each(|b| self.decoder.push(b)),
                 Ok(Recv::End) => {
                     if let Err(s) = self.decoder.finish() {
                         return Some(Err(self.fail(s)));

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -208,23 +208,28 @@ pub(crate) struct Shared {
     flusher: std::sync::OnceLock<Arc<Flusher>>,
 }
 
-/// Wakes a connection's background writer: `pending` says there is output to write, `stop`
-/// that the connection is gone.
+/// Wakes a connection's background writer. Lock-free, so that a stream message costs the
+/// producer one atomic swap when the writer was already woken, and an unpark (a futex wake
+/// only if the writer sleeps) otherwise.
 #[derive(Default)]
 struct Flusher {
-    state: Mutex<(bool, bool)>,
-    cv: Condvar,
+    /// There is output for the writer (set by producers, cleared by the writer).
+    pending: AtomicBool,
+    /// The connection is gone, or the writer never started: producers write themselves.
+    stopped: AtomicBool,
+    /// The writer thread, set right after it is spawned.
+    thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl Flusher {
     fn signal(&self, stop: bool) {
-        let mut g = lock(&self.state);
-        let wake = !g.0 || stop;
-        g.0 = true;
-        g.1 |= stop;
-        drop(g);
-        if wake {
-            self.cv.notify_one();
+        if stop {
+            self.stopped.store(true, Ordering::Release);
+        }
+        if !self.pending.swap(true, Ordering::AcqRel) || stop {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
         }
     }
 }
@@ -285,13 +290,16 @@ impl Shared {
                 .name("grpc-conn-writer".into())
                 .stack_size(64 * 1024)
                 .spawn(move || flusher_loop(&f2, &weak));
-            if spawned.is_err() {
+            match spawned {
+                Ok(h) => {
+                    let _ = f.thread.set(h.thread().clone());
+                }
                 // No thread: stay correct by writing on the producing threads.
-                f.signal(true);
+                Err(_) => f.signal(true),
             }
             f
         });
-        if lock(&f.state).1 {
+        if f.stopped.load(Ordering::Acquire) {
             // Stopped or never started: write here.
             self.flush(self.lock());
             return;
@@ -411,15 +419,15 @@ impl Shared {
 /// the connection is gone.
 fn flusher_loop(f: &Flusher, shared: &std::sync::Weak<Shared>) {
     loop {
-        {
-            let mut g = lock(&f.state);
-            while !g.0 && !g.1 {
-                g = f.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-            }
-            if g.1 {
-                return;
-            }
-            g.0 = false;
+        if f.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        // Clear the flag before reading the output: a message queued after this swap sets
+        // it again, and gets another round.
+        if !f.pending.swap(false, Ordering::AcqRel) {
+            // Wakes on `signal`'s unpark (a token if it came first) or spuriously; both loop.
+            std::thread::park();
+            continue;
         }
         let Some(shared) = shared.upgrade() else {
             return;
@@ -699,10 +707,10 @@ pub(crate) struct StreamHandle {
     owner: bool,
 }
 
-/// One item from [`StreamHandle::recv_data`].
+/// What [`StreamHandle::recv_data`] found.
 pub(crate) enum Recv {
-    /// A DATA payload (its window has been released).
-    Data(Bytes),
+    /// DATA payloads, moved into the caller's queue (their window has been released).
+    Data,
     /// END_STREAM: the peer sends nothing more.
     End,
 }
@@ -820,11 +828,20 @@ impl StreamHandle {
         }
     }
 
-    /// Waits for the next DATA payload or the end of the stream, and releases its window.
+    /// Waits for DATA or the end of the stream. Moves every payload queued so far into
+    /// `into` (which must be empty; its capacity is reused) and releases their window.
+    ///
+    /// Taking the whole queue costs one lock round per batch the reader delivered, not one
+    /// per frame. Back-pressure stays real: a batch is at most what the windows let the peer
+    /// send, and nothing is taken (nor released) until the application asks for more.
     ///
     /// Once the stream is reset, data still queued is discarded: the call failed.
-    pub fn recv_data(&self, deadline: Option<Instant>) -> Result<Recv, StreamError> {
-        recv_data(&self.shared, self.id, &self.cv, deadline)
+    pub fn recv_data(
+        &self,
+        into: &mut VecDeque<Bytes>,
+        deadline: Option<Instant>,
+    ) -> Result<Recv, StreamError> {
+        recv_data(&self.shared, self.id, &self.cv, into, deadline)
     }
 
     /// The trailing header block, once the stream has ended.
@@ -949,6 +966,29 @@ impl StreamHandle {
         self.send_data_inner(data, false, deadline, true)
     }
 
+    /// Sends one stream message of `len` bytes that `write` encodes straight into the
+    /// connection's output, if both windows take all of it now (see
+    /// [`Connection::send_data_with`]); the write is left to the background writer, as with
+    /// [`send_stream_message`](Self::send_stream_message). `Ok(false)`: nothing was sent,
+    /// send the message the ordinary way.
+    pub fn send_stream_message_with(
+        &self,
+        len: usize,
+        write: impl FnOnce(&mut bytes::BytesMut),
+    ) -> Result<bool, StreamError> {
+        let mut st = self.shared.lock();
+        let st_ref = &mut *st;
+        Self::check(st_ref, self.id)?;
+        let sent = st_ref
+            .conn
+            .send_data_with(self.id, len, write)
+            .map_err(|e| send_error(e, &st_ref.lost))?;
+        if sent {
+            self.shared.flush_later(st);
+        }
+        Ok(sent)
+    }
+
     fn send_data_inner(
         &self,
         mut data: &[u8],
@@ -1066,8 +1106,10 @@ fn recv_data(
     shared: &Arc<Shared>,
     id: StreamId,
     cv: &WaitCell,
+    into: &mut VecDeque<Bytes>,
     deadline: Option<Instant>,
 ) -> Result<Recv, StreamError> {
+    debug_assert!(into.is_empty());
     let mut st = shared.lock();
     loop {
         let st_ref = &mut *st;
@@ -1084,12 +1126,13 @@ fn recv_data(
                 return Err(e.clone());
             }
         }
-        if let Some(b) = slot.data.pop_front() {
-            slot.buffered -= b.len();
-            st_ref.conn.release_capacity(id, b.len());
+        if !slot.data.is_empty() {
+            std::mem::swap(&mut slot.data, into);
+            let n = std::mem::take(&mut slot.buffered);
+            st_ref.conn.release_capacity(id, n);
             // The release may have queued a WINDOW_UPDATE.
             shared.flush(st);
-            return Ok(Recv::Data(b));
+            return Ok(Recv::Data);
         }
         if slot.end {
             return Ok(Recv::End);
