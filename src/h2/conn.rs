@@ -343,6 +343,10 @@ pub struct Connection {
     role: Role,
     config: Config,
     recv_buf: BytesMut,
+    /// Earlier receive buffers, kept (empty) while the application still holds frames sliced
+    /// from them, and reused once it has dropped them: a busy connection cycles through a few
+    /// allocations instead of allocating (and faulting in) a fresh buffer per read.
+    recv_spares: Vec<BytesMut>,
     out: BytesMut,
     events: VecDeque<Event>,
     /// Server: octets of the client preface matched so far.
@@ -391,6 +395,12 @@ struct OpenData {
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// Size of a new receive buffer: a 64 KiB socket read plus a partial frame left from the last.
+const RECV_BUFFER_SIZE: usize = 96 * 1024;
+
+/// Receive buffers kept for reuse besides the current one (see `Connection::recv_spares`).
+const MAX_RECV_SPARES: usize = 2;
+
 impl Connection {
     /// Creates a connection and queues its opening bytes in the output.
     ///
@@ -418,6 +428,7 @@ impl Connection {
             role,
             header_block_limit: config.header_block_limit(),
             recv_buf: BytesMut::with_capacity(16 * 1024),
+            recv_spares: Vec::new(),
             out,
             events: VecDeque::new(),
             preface_matched: if role == Role::Server {
@@ -469,8 +480,33 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        self.make_recv_room(data.len());
         self.recv_buf.extend_from_slice(data);
         self.process(now)
+    }
+
+    /// Makes room for `n` more octets in the receive buffer: in place if no frame sliced from
+    /// it is alive any more, else in a spare buffer that is free again, else in a new one.
+    fn make_recv_room(&mut self, n: usize) {
+        if self.recv_buf.capacity() - self.recv_buf.len() >= n || self.recv_buf.try_reclaim(n) {
+            return;
+        }
+        let need = self.recv_buf.len() + n;
+        let spare = self
+            .recv_spares
+            .iter_mut()
+            .position(|b| b.try_reclaim(need));
+        let mut next = match spare {
+            Some(i) => self.recv_spares.swap_remove(i),
+            None => BytesMut::with_capacity(need.max(RECV_BUFFER_SIZE)),
+        };
+        // The partial frame at the end of the old buffer (less than a frame).
+        next.extend_from_slice(&self.recv_buf);
+        let mut old = std::mem::replace(&mut self.recv_buf, next);
+        old.clear();
+        if self.recv_spares.len() < MAX_RECV_SPARES {
+            self.recv_spares.push(old);
+        }
     }
 
     /// Returns the receive buffer, so that a driver can read from the socket straight into it
