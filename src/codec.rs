@@ -199,6 +199,10 @@ pub struct MessageDecoder {
     encoding: Option<CompressionEncoding>,
     /// Whether the message being read (or last returned) had its compressed flag set.
     compressed: bool,
+    /// Where a message split over several chunks is joined. Its allocation is reclaimed for
+    /// the next such message once the application has dropped the last one, so a stream of
+    /// large messages does not allocate (and fault in) a fresh buffer per message.
+    scratch: BytesMut,
 }
 
 impl MessageDecoder {
@@ -212,6 +216,7 @@ impl MessageDecoder {
             error: None,
             encoding: None,
             compressed: false,
+            scratch: BytesMut::new(),
         }
     }
 
@@ -274,7 +279,9 @@ impl MessageDecoder {
                 return self.chunks.pop_front().unwrap_or_default();
             }
         }
-        let mut out = BytesMut::with_capacity(n);
+        // `reserve` reuses the buffer of the previous joined message if it is unique again.
+        let out = &mut self.scratch;
+        out.reserve(n);
         while out.len() < n {
             let Some(front) = self.chunks.front_mut() else {
                 break;
@@ -288,7 +295,29 @@ impl MessageDecoder {
                 self.chunks.pop_front();
             }
         }
-        out.freeze()
+        out.split().freeze()
+    }
+
+    /// Takes the 5-byte message prefix off the front (`self.buffered >= HEADER_LEN`), copying
+    /// it rather than slicing a `Bytes` (which costs two atomic reference-count updates).
+    fn take_header(&mut self) -> [u8; HEADER_LEN] {
+        let mut header = [0u8; HEADER_LEN];
+        let mut filled = 0;
+        while filled < HEADER_LEN {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let n = front.len().min(HEADER_LEN - filled);
+            header[filled..filled + n].copy_from_slice(&front[..n]);
+            filled += n;
+            if n == front.len() {
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+            }
+        }
+        self.buffered -= filled;
+        header
     }
 
     /// The next complete message, `Ok(None)` if more data is needed.
@@ -312,7 +341,7 @@ impl MessageDecoder {
                 if self.buffered < HEADER_LEN {
                     return Ok(None);
                 }
-                let header = self.take(HEADER_LEN);
+                let header = self.take_header();
                 let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
                 match header[0] {
                     0 => self.compressed = false,
@@ -510,6 +539,54 @@ mod tests {
         assert_eq!(&second[..], b"second");
         assert_eq!(second.as_ptr(), wire[wire.len() - 6..].as_ptr());
         assert_eq!(d.buffered_len(), 0);
+    }
+
+    /// Pushes `wire` in chunks of `step` bytes.
+    fn push_in_chunks(d: &mut MessageDecoder, wire: &Bytes, step: usize) {
+        for start in (0..wire.len()).step_by(step) {
+            d.push(wire.slice(start..(start + step).min(wire.len())));
+        }
+    }
+
+    #[test]
+    fn joined_messages_reuse_their_buffer_once_dropped() {
+        let a = vec![1u8; 10_000];
+        let b = vec![2u8; 10_000];
+        let wire = framed(&[&a, &b, &a]);
+        let mut d = MessageDecoder::new(1 << 20);
+        push_in_chunks(&mut d, &wire, 1000);
+        let first = d.next_message().unwrap().unwrap();
+        assert_eq!(&first[..], &a[..]);
+        let ptr = first.as_ptr();
+        drop(first);
+        let second = d.next_message().unwrap().unwrap();
+        assert_eq!(&second[..], &b[..]);
+        assert_eq!(
+            second.as_ptr(),
+            ptr,
+            "the dropped message's buffer is reused"
+        );
+        // Kept by the application: the next message gets its own buffer.
+        let third = d.next_message().unwrap().unwrap();
+        assert_eq!(&third[..], &a[..]);
+        assert_ne!(third.as_ptr(), second.as_ptr());
+        assert_eq!(&second[..], &b[..]);
+        assert_eq!(d.next_message().unwrap(), None);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn prefix_split_over_chunks_is_read() {
+        let wire = framed(&[b"abc", b"defgh"]);
+        for step in 1..=wire.len() {
+            let mut d = MessageDecoder::new(1024);
+            push_in_chunks(&mut d, &wire, step);
+            let mut out = Vec::new();
+            drain(&mut d, &mut out);
+            assert_eq!(out, [&b"abc"[..], &b"defgh"[..]], "chunks of {step}");
+            assert_eq!(d.buffered_len(), 0);
+            d.finish().unwrap();
+        }
     }
 
     #[test]

@@ -812,6 +812,240 @@ fn send_data_splits_at_peer_max_frame_size() {
     assert_eq!(sizes, vec![(16_384, false), (16_384, false), (7_232, true)]);
 }
 
+fn data_frames(frames: &[Frame]) -> Vec<(u32, Vec<u8>, bool)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Data(d) => Some((d.stream_id, d.payload.to_vec(), d.end_stream)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn consecutive_sends_coalesce_into_one_data_frame_until_output_is_taken() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.take_frames();
+    assert_eq!(p.conn.send_data(1, b"abc", false), Ok(3));
+    assert_eq!(p.conn.send_data(1, b"de", false), Ok(2));
+    assert_eq!(p.conn.send_data(1, b"f", true), Ok(1));
+    assert_eq!(
+        data_frames(&p.take_frames()),
+        vec![(1, b"abcdef".to_vec(), true)]
+    );
+}
+
+#[test]
+fn coalescing_stops_at_max_frame_size_and_after_the_output_is_taken() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.take_frames();
+    assert_eq!(p.conn.send_data(1, &[1; 16_000], false), Ok(16_000));
+    assert_eq!(p.conn.send_data(1, &[2; 1_000], false), Ok(1_000));
+    let frames = data_frames(&p.take_frames());
+    let sizes: Vec<usize> = frames.iter().map(|f| f.1.len()).collect();
+    assert_eq!(sizes, vec![16_384, 616]);
+    assert_eq!(&frames[0].1[15_999..16_001], &[1, 2]);
+    // Taken output is gone: the next message starts a new frame.
+    assert_eq!(p.conn.send_data(1, b"x", false), Ok(1));
+    assert_eq!(
+        data_frames(&p.take_frames()),
+        vec![(1, b"x".to_vec(), false)]
+    );
+}
+
+#[test]
+fn coalescing_never_crosses_streams_or_other_frames() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.open(3, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.conn.send_headers(3, &response(), false).unwrap();
+    p.take_frames();
+    p.conn.send_data(1, b"a", false).unwrap();
+    p.conn.send_data(3, b"b", false).unwrap();
+    p.conn.send_data(1, b"c", false).unwrap();
+    p.conn.ping([7; 8]);
+    p.conn.send_data(1, b"d", false).unwrap();
+    p.conn
+        .send_trailers(1, &[Header::new(&b"grpc-status"[..], &b"0"[..])])
+        .unwrap();
+    let frames = p.take_frames();
+    assert_eq!(
+        data_frames(&frames),
+        vec![
+            (1, b"a".to_vec(), false),
+            (3, b"b".to_vec(), false),
+            (1, b"c".to_vec(), false),
+            (1, b"d".to_vec(), false),
+        ]
+    );
+    let kinds: Vec<u8> = frames.iter().map(Frame::kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            kind::DATA,
+            kind::DATA,
+            kind::DATA,
+            kind::PING,
+            kind::DATA,
+            kind::HEADERS
+        ]
+    );
+}
+
+#[test]
+fn coalesced_frames_respect_flow_control() {
+    let mut p = Peer::server();
+    p.send(&settings(Settings {
+        initial_window_size: Some(10),
+        ..Settings::default()
+    }))
+    .unwrap();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.take_frames();
+    assert_eq!(p.conn.send_data(1, b"012345", false), Ok(6));
+    assert_eq!(p.conn.send_data(1, b"6789ab", false), Ok(4));
+    assert_eq!(
+        data_frames(&p.take_frames()),
+        vec![(1, b"0123456789".to_vec(), false)]
+    );
+}
+
+#[test]
+fn send_data_with_writes_in_place_and_coalesces() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.take_frames();
+    let cap = p.conn.send_capacity(1);
+    assert_eq!(
+        p.conn.send_data_with(1, 3, |b| b.extend_from_slice(b"abc")),
+        Ok(true)
+    );
+    assert_eq!(p.conn.send_data(1, b"de", false), Ok(2));
+    assert_eq!(
+        p.conn.send_data_with(1, 1, |b| b.extend_from_slice(b"f")),
+        Ok(true)
+    );
+    assert_eq!(p.conn.send_capacity(1), cap - 6);
+    assert_eq!(
+        data_frames(&p.take_frames()),
+        vec![(1, b"abcdef".to_vec(), false)]
+    );
+}
+
+#[test]
+fn send_data_with_declines_what_does_not_fit_and_bad_writers() {
+    let mut p = Peer::server();
+    p.send(&settings(Settings {
+        initial_window_size: Some(20_000),
+        ..Settings::default()
+    }))
+    .unwrap();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.take_frames();
+    let never = |_: &mut BytesMut| panic!("must not be called");
+    // Over the window, over one frame, empty: declined, nothing written.
+    assert_eq!(p.conn.send_data_with(1, 20_001, never), Ok(false));
+    assert_eq!(p.conn.send_data_with(1, 16_385, never), Ok(false));
+    assert_eq!(p.conn.send_data_with(1, 0, never), Ok(false));
+    assert!(!p.conn.has_output());
+    // A writer that writes a different length is undone, in a new frame or an open one.
+    assert_eq!(
+        p.conn.send_data_with(1, 4, |b| b.extend_from_slice(b"abc")),
+        Ok(false)
+    );
+    assert!(!p.conn.has_output());
+    assert_eq!(p.conn.send_data(1, b"xy", false), Ok(2));
+    assert_eq!(
+        p.conn.send_data_with(1, 2, |b| b.extend_from_slice(b"abc")),
+        Ok(false)
+    );
+    // The open frame still grows after the undo.
+    assert_eq!(
+        p.conn.send_data_with(1, 1, |b| b.extend_from_slice(b"z")),
+        Ok(true)
+    );
+    assert_eq!(p.conn.send_capacity(1), 20_000 - 3);
+    assert_eq!(
+        data_frames(&p.take_frames()),
+        vec![(1, b"xyz".to_vec(), false)]
+    );
+    assert_eq!(p.conn.send_data_with(3, 1, never), Err(SendError::Closed));
+}
+
+/// Sends four 15 000-octet DATA frames on stream 1 in one `recv`; returns their payloads.
+fn recv_four_frames(p: &mut Peer, fill: u8) -> Vec<Bytes> {
+    let frames: Vec<BytesMut> = (0..4).map(|_| data(1, &[fill; 15_000], false)).collect();
+    p.send(&cat(&frames)).unwrap();
+    p.drain_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn receive_buffers_are_reused_once_the_application_drops_their_frames() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    let first = recv_four_frames(&mut p, 1);
+    let second = recv_four_frames(&mut p, 2);
+    let third = recv_four_frames(&mut p, 3);
+    assert!(first.iter().all(|d| d[..] == [1; 15_000][..]));
+    let first_ptr = first[0].as_ptr();
+    // The first buffer is free again, the third still in use: the next read goes to the first.
+    drop(first);
+    drop(second);
+    let fourth = recv_four_frames(&mut p, 4);
+    assert_eq!(fourth[0].as_ptr(), first_ptr);
+    assert!(fourth.iter().all(|d| d[..] == [4; 15_000][..]));
+    assert!(third.iter().all(|d| d[..] == [3; 15_000][..]));
+    // Everything dropped: the current buffer is reclaimed in place.
+    let current = fourth[0].as_ptr();
+    drop(third);
+    drop(fourth);
+    let fifth = recv_four_frames(&mut p, 5);
+    assert_eq!(fifth[0].as_ptr(), current);
+    assert!(fifth.iter().all(|d| d[..] == [5; 15_000][..]));
+}
+
+#[test]
+fn frames_split_across_buffer_changes_arrive_whole() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    let frames: Vec<BytesMut> = (0..40u8).map(|i| data(1, &[i; 9_999], false)).collect();
+    let wire = cat(&frames);
+    let mut held = Vec::new();
+    for chunk in wire.chunks(7_001) {
+        p.send(chunk).unwrap();
+        for e in p.drain_events() {
+            if let Event::Data { data, .. } = e {
+                held.push(data);
+            }
+        }
+        // Drop some, keep some: buffers go in and out of use.
+        if held.len() % 3 == 0 {
+            held.drain(..held.len() / 2);
+        }
+    }
+    p.assert_alive();
+    let total: usize = held.iter().map(Bytes::len).sum();
+    assert!(total > 0);
+    for d in &held {
+        assert_eq!(d.len(), 9_999);
+        assert!(d.iter().all(|&b| b == d[0]));
+    }
+}
+
 #[test]
 fn large_header_block_is_split_into_continuation_frames() {
     let mut p = Peer::server();

@@ -250,6 +250,42 @@ fn server_streaming_yields_every_message_then_ends() {
 }
 
 #[test]
+fn sparse_server_stream_delivers_each_message_without_waiting_for_the_next() {
+    // The handler sends one message, then blocks until the client has read it: a message held
+    // back for company (or for the next one) would deadlock this until the deadline.
+    let (ack_tx, ack_rx) = bounded::<()>(1);
+    let service = Service::builder("test.Sparse")
+        .server_streaming_fn("Two", move |_m: Num, _ctx: &ServerContext| {
+            let ack_rx = ack_rx.clone();
+            let it: ResponseStream<'_, Num> = Box::new((0..2).map(move |i| {
+                if i == 1 && ack_rx.recv_timeout(WAIT).is_err() {
+                    return Err(Status::deadline_exceeded("the first message was not read"));
+                }
+                Ok(num(i))
+            }));
+            Ok(it)
+        })
+        .build();
+    let server = Server::builder().add_service(service).build();
+    let port = server.add_insecure_port("127.0.0.1:0").unwrap();
+    server.start().unwrap();
+    let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
+    let mut replies = ch
+        .server_streaming::<_, Num>("/test.Sparse/Two", Request::new(num(0)).with_timeout(WAIT))
+        .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(replies.next().unwrap().unwrap().n, 0);
+    assert!(
+        t0.elapsed() < WAIT / 2,
+        "first message took {:?}",
+        t0.elapsed()
+    );
+    ack_tx.send(()).unwrap();
+    assert_eq!(replies.next().unwrap().unwrap().n, 1);
+    assert!(replies.next().is_none());
+}
+
+#[test]
 fn server_streaming_error_arrives_after_the_messages() {
     let (s, _rx) = start_default();
     let ch = s.channel();

@@ -20,6 +20,7 @@ mod conn;
 mod future;
 mod target;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,9 @@ fn stream_status(e: &StreamError) -> Status {
 pub(crate) struct ResponseReader {
     handle: StreamHandle,
     decoder: MessageDecoder,
+    /// DATA payloads taken from the stream in one go, on their way into `decoder` (kept for
+    /// its capacity).
+    batch: VecDeque<Bytes>,
     deadline: Option<Instant>,
     initial: Option<MetadataMap>,
     trailing: Option<MetadataMap>,
@@ -219,6 +223,7 @@ impl ResponseReader {
         ResponseReader {
             handle,
             decoder: MessageDecoder::new(max_recv),
+            batch: VecDeque::new(),
             deadline,
             initial: None,
             trailing: None,
@@ -238,15 +243,16 @@ impl ResponseReader {
 
     fn recv_data(&mut self) -> Result<Recv, StreamError> {
         if let Some(p) = &mut self.pre {
-            if let Some(b) = p.data.pop_front() {
-                return Ok(Recv::Data(b));
+            if !p.data.is_empty() {
+                self.batch.append(&mut p.data);
+                return Ok(Recv::Data);
             }
             if p.end {
                 return Ok(Recv::End);
             }
             self.pre = None;
         }
-        self.handle.recv_data(self.deadline)
+        self.handle.recv_data(&mut self.batch, self.deadline)
     }
 
     fn take_trailers(&mut self) -> Option<Vec<Header>> {
@@ -362,7 +368,7 @@ impl ResponseReader {
                 Err(s) => return Some(Err(self.fail(s))),
             }
             match self.recv_data() {
-                Ok(Recv::Data(b)) => self.decoder.push(b),
+                Ok(Recv::Data) => self.batch.drain(..).for_each(|b| self.decoder.push(b)),
                 Ok(Recv::End) => {
                     if let Err(s) = self.decoder.finish() {
                         return Some(Err(self.fail(s)));

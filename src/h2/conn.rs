@@ -74,7 +74,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::{Error, Reason};
 use super::flow::{RecvWindow, SendWindow};
@@ -343,6 +343,10 @@ pub struct Connection {
     role: Role,
     config: Config,
     recv_buf: BytesMut,
+    /// Earlier receive buffers, kept (empty) while the application still holds frames sliced
+    /// from them, and reused once it has dropped them: a busy connection cycles through a few
+    /// allocations instead of allocating (and faulting in) a fresh buffer per read.
+    recv_spares: Vec<BytesMut>,
     out: BytesMut,
     events: VecDeque<Event>,
     /// Server: octets of the client preface matched so far.
@@ -372,9 +376,30 @@ pub struct Connection {
     reset_cost_ns: u64,
     last_refill: Option<Instant>,
     header_block_limit: usize,
+    /// The DATA frame last written to `out`, while nothing has followed it there: the next
+    /// `send_data` on the same stream extends it instead of starting a frame, so a stream of
+    /// small messages queued faster than they are written leaves in full-size frames (the
+    /// receiver handles one frame per ~16 KiB, not one per message).
+    open_data: Option<OpenData>,
+}
+
+/// A DATA frame at the end of the output that may still grow (see `Connection::open_data`).
+#[derive(Debug, Clone, Copy)]
+struct OpenData {
+    stream_id: StreamId,
+    /// Offset of its 9-byte header in `out`.
+    start: usize,
+    /// Its payload length so far.
+    len: usize,
 }
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// Size of a new receive buffer: a 64 KiB socket read plus a partial frame left from the last.
+const RECV_BUFFER_SIZE: usize = 96 * 1024;
+
+/// Receive buffers kept for reuse besides the current one (see `Connection::recv_spares`).
+const MAX_RECV_SPARES: usize = 2;
 
 impl Connection {
     /// Creates a connection and queues its opening bytes in the output.
@@ -403,6 +428,7 @@ impl Connection {
             role,
             header_block_limit: config.header_block_limit(),
             recv_buf: BytesMut::with_capacity(16 * 1024),
+            recv_spares: Vec::new(),
             out,
             events: VecDeque::new(),
             preface_matched: if role == Role::Server {
@@ -433,6 +459,7 @@ impl Connection {
             reset_credit_ns: NANOS_PER_SEC,
             reset_cost_ns,
             last_refill: None,
+            open_data: None,
             config,
         }
     }
@@ -453,8 +480,33 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        self.make_recv_room(data.len());
         self.recv_buf.extend_from_slice(data);
         self.process(now)
+    }
+
+    /// Makes room for `n` more octets in the receive buffer: in place if no frame sliced from
+    /// it is alive any more, else in a spare buffer that is free again, else in a new one.
+    fn make_recv_room(&mut self, n: usize) {
+        if self.recv_buf.capacity() - self.recv_buf.len() >= n || self.recv_buf.try_reclaim(n) {
+            return;
+        }
+        let need = self.recv_buf.len() + n;
+        let spare = self
+            .recv_spares
+            .iter_mut()
+            .position(|b| b.try_reclaim(need));
+        let mut next = match spare {
+            Some(i) => self.recv_spares.swap_remove(i),
+            None => BytesMut::with_capacity(need.max(RECV_BUFFER_SIZE)),
+        };
+        // The partial frame at the end of the old buffer (less than a frame).
+        next.extend_from_slice(&self.recv_buf);
+        let mut old = std::mem::replace(&mut self.recv_buf, next);
+        old.clear();
+        if self.recv_spares.len() < MAX_RECV_SPARES {
+            self.recv_spares.push(old);
+        }
     }
 
     /// Returns the receive buffer, so that a driver can read from the socket straight into it
@@ -1425,6 +1477,8 @@ impl Connection {
     /// ([`Config::max_pending_control_frames`]).
     pub fn output(&mut self) -> &mut BytesMut {
         self.pending_control = 0;
+        // The caller may take the bytes: a frame in them can no longer grow.
+        self.open_data = None;
         &mut self.out
     }
 
@@ -1576,17 +1630,39 @@ impl Connection {
             }
             return Ok(0);
         }
-        let frames = n.div_ceil(max);
-        self.out.reserve(n + frames * FRAME_HEADER_LEN);
         let mut rest = &data[..n];
+        if let Some(open) = self.open_data.take() {
+            // Still the last bytes of the output (nothing appended since)?
+            let at_end = open.start + FRAME_HEADER_LEN + open.len == self.out.len();
+            if open.stream_id == id && at_end {
+                let (chunk, tail) = rest.split_at(rest.len().min(max.saturating_sub(open.len)));
+                self.out.put_slice(chunk);
+                let len = open.len + chunk.len();
+                // `len <= max`, which fits the 24-bit length field.
+                let l = (len as u32).to_be_bytes();
+                self.out[open.start..open.start + 3].copy_from_slice(&l[1..]);
+                if all && end_stream && tail.is_empty() {
+                    self.out[open.start + 4] |= flags::END_STREAM;
+                } else {
+                    self.open_data = Some(OpenData { len, ..open });
+                }
+                rest = tail;
+            }
+        }
+        if !rest.is_empty() {
+            let frames = rest.len().div_ceil(max);
+            self.out.reserve(rest.len() + frames * FRAME_HEADER_LEN);
+        }
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(rest.len().min(max));
-            encode_data(
-                &mut self.out,
-                id,
-                chunk,
-                all && end_stream && tail.is_empty(),
-            );
+            let last = all && end_stream && tail.is_empty();
+            let start = self.out.len();
+            encode_data(&mut self.out, id, chunk, last);
+            self.open_data = (!last).then_some(OpenData {
+                stream_id: id,
+                start,
+                len: chunk.len(),
+            });
             rest = tail;
         }
         self.send_window.consume(n);
@@ -1597,6 +1673,74 @@ impl Connection {
             self.end_local_side(id);
         }
         Ok(n)
+    }
+
+    /// Sends one DATA payload of `len` octets that `write` appends straight to the output
+    /// buffer, saving the caller a buffer and a copy (a gRPC message encoded in place).
+    ///
+    /// Only when the whole payload fits both windows and one frame (or the room left in the
+    /// stream's last DATA frame, which it then extends); otherwise returns `Ok(false)` without
+    /// calling `write`, and the caller sends the payload with [`send_data`](Self::send_data).
+    /// If `write` appends other than `len` octets, its bytes are dropped and `Ok(false)`
+    /// returned. Never ends the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] if we may not send on the stream.
+    pub fn send_data_with(
+        &mut self,
+        id: StreamId,
+        len: usize,
+        write: impl FnOnce(&mut BytesMut),
+    ) -> Result<bool, SendError> {
+        let s = self.sendable(id)?;
+        let window = s.send_window.available().min(self.send_window.available());
+        let max = self.remote.max_frame_size as usize;
+        if len == 0 || len > window {
+            return Ok(false);
+        }
+        let prev = self.open_data;
+        let open = prev.filter(|o| {
+            o.stream_id == id
+                && o.start + FRAME_HEADER_LEN + o.len == self.out.len()
+                && o.len + len <= max
+        });
+        let (start, before) = match open {
+            Some(o) => (o.start, o.len),
+            None if len <= max => {
+                let start = self.out.len();
+                self.out.reserve(FRAME_HEADER_LEN + len);
+                Head::new(kind::DATA, 0, id, 0).encode(&mut self.out);
+                (start, 0)
+            }
+            None => return Ok(false),
+        };
+        let undo = if open.is_some() {
+            self.out.len()
+        } else {
+            start
+        };
+        write(&mut self.out);
+        if self.out.len() != start + FRAME_HEADER_LEN + before + len {
+            // Not what was promised: take it back, as if never called.
+            self.out.truncate(undo);
+            self.open_data = prev;
+            return Ok(false);
+        }
+        let frame_len = before + len;
+        // `frame_len <= max`, which fits the 24-bit length field.
+        let l = (frame_len as u32).to_be_bytes();
+        self.out[start..start + 3].copy_from_slice(&l[1..]);
+        self.open_data = Some(OpenData {
+            stream_id: id,
+            start,
+            len: frame_len,
+        });
+        self.send_window.consume(len);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_window.consume(len);
+        }
+        Ok(true)
     }
 
     /// Returns how many DATA octets may be sent on the stream now: the smaller of its window

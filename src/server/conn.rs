@@ -655,25 +655,22 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
     }
 }
 
-/// Pulls a response iterator, one message per window, until it ends or the call breaks.
-fn drain(ctx: &ServerContext, mut it: crate::server::service::RawStream<'_>) -> Status {
-    loop {
-        match it.next() {
-            None => return Status::new(Code::Ok, ""),
-            Some(Err(s)) => return s,
-            Some(Ok(framed)) => {
-                if let Err(s) = ctx.send_framed(&framed) {
-                    return s;
-                }
-            }
+/// Pulls a response stream (each item sends one message) until it ends or the call breaks.
+fn drain(_ctx: &ServerContext, it: crate::server::service::RawStream<'_>) -> Status {
+    for sent in it {
+        if let Err(s) = sent {
+            return s;
         }
     }
+    Status::new(Code::Ok, "")
 }
 
 /// The request messages of a streaming RPC, read from the stream as the handler pulls them.
 struct RequestSource {
     recv: StreamHandle,
     decoder: MessageDecoder,
+    /// DATA payloads taken from the stream in one go (kept for its capacity).
+    batch: std::collections::VecDeque<Bytes>,
     /// The context's "last request message was compressed" flag.
     compressed: Arc<std::sync::atomic::AtomicBool>,
     deadline: Option<Instant>,
@@ -687,6 +684,7 @@ impl RequestSource {
         RequestSource {
             recv: ctx.stream.view(),
             decoder,
+            batch: std::collections::VecDeque::new(),
             compressed: ctx.request_compressed.clone(),
             deadline: ctx.deadline(),
             done: false,
@@ -712,8 +710,8 @@ impl MessageSource for RequestSource {
                     return Some(Err(s));
                 }
             }
-            match self.recv.recv_data(self.deadline) {
-                Ok(Recv::Data(b)) => self.decoder.push(b),
+            match self.recv.recv_data(&mut self.batch, self.deadline) {
+                Ok(Recv::Data) => self.batch.drain(..).for_each(|b| self.decoder.push(b)),
                 Ok(Recv::End) => {
                     self.done = true;
                     return match self.decoder.finish() {

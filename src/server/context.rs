@@ -85,6 +85,8 @@ pub struct ServerContext {
     skip_next: AtomicBool,
     /// What TLS established about the connection, on secure ports.
     auth: Option<Arc<AuthContext>>,
+    /// The response head was sent by [`ensure_headers`](Self::ensure_headers).
+    head_sent: AtomicBool,
 }
 
 fn encoding_code(e: Option<CompressionEncoding>) -> u8 {
@@ -129,6 +131,7 @@ impl ServerContext {
             encoding_fixed: AtomicBool::new(false),
             skip_next: AtomicBool::new(false),
             auth: None,
+            head_sent: AtomicBool::new(false),
         }
     }
 
@@ -310,9 +313,46 @@ impl ServerContext {
     /// Compresses it when the call compresses and the next message is not exempt.
     pub(crate) fn encode<M: Message>(&self, msg: &M) -> Result<Bytes, Status> {
         let enc = self.next_message_encoding();
+        Self::encode_with(msg, self.max_send, enc)
+    }
+
+    fn encode_with<M: Message>(
+        msg: &M,
+        max_send: usize,
+        enc: Option<CompressionEncoding>,
+    ) -> Result<Bytes, Status> {
         let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
-        codec::encode_message_with(msg, &mut buf, self.max_send, enc)?;
+        codec::encode_message_with(msg, &mut buf, max_send, enc)?;
         Ok(buf.freeze())
+    }
+
+    /// Sends one response message of a stream, blocking while the client's window is closed.
+    ///
+    /// An uncompressed message that the windows take whole right now is encoded straight into
+    /// the connection's output (no buffer of its own, one copy fewer); any other goes through
+    /// [`encode`](Self::encode) and [`send_framed`](Self::send_framed).
+    pub(crate) fn send_message<M: Message>(&self, msg: &M) -> Result<(), Status> {
+        self.ensure_headers()?;
+        let enc = self.next_message_encoding();
+        if !enc.is_some_and(|e| e.is_compressed()) {
+            let len = msg.encoded_len();
+            let header = codec::message_header(len, self.max_send)?;
+            let sent = self
+                .stream
+                .send_stream_message_with(codec::HEADER_LEN + len, |buf| {
+                    buf.extend_from_slice(&header);
+                    // Into a `BytesMut`, which grows: cannot fail.
+                    let _ = msg.encode(buf);
+                })
+                .map_err(|e| stream_status(&e))?;
+            if sent {
+                return Ok(());
+            }
+        }
+        let framed = Self::encode_with(msg, self.max_send, enc)?;
+        self.stream
+            .send_stream_message(&framed, self.deadline)
+            .map_err(|e| stream_status(&e))
     }
 
     /// Frames raw message bytes, checking the send size limit.
@@ -352,9 +392,14 @@ impl ServerContext {
 
     /// Sends the response head once.
     pub(crate) fn ensure_headers(&self) -> Result<(), Status> {
+        if self.head_sent.load(Ordering::Acquire) {
+            // Once per call is enough: later messages skip the call lock.
+            return Ok(());
+        }
         let head = {
             let mut g = lock(&self.call.inner);
             if g.headers_sent {
+                self.head_sent.store(true, Ordering::Release);
                 return Ok(());
             }
             if g.cancelled {
@@ -365,15 +410,9 @@ impl ServerContext {
         };
         self.stream
             .send_headers(&head, false)
-            .map_err(|e| stream_status(&e))
-    }
-
-    /// Sends one framed response message, blocking while the client's window is closed.
-    pub(crate) fn send_framed(&self, framed: &[u8]) -> Result<(), Status> {
-        self.ensure_headers()?;
-        self.stream
-            .send_stream_message(framed, self.deadline)
-            .map_err(|e| stream_status(&e))
+            .map_err(|e| stream_status(&e))?;
+        self.head_sent.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Ends the call with `status` (and an optional last message for unary responses), in as

@@ -83,8 +83,10 @@ where
     }
 }
 
-/// Framed response messages (5-byte prefix included), ready for DATA frames.
-pub(crate) type RawStream<'a> = Box<dyn Iterator<Item = Result<Bytes, Status>> + Send + 'a>;
+/// A response stream being sent: pulling an item pulls one message from the handler and
+/// sends it ([`ServerContext::send_message`], which encodes it in place, typed); an error is
+/// the status that ends the call (the handler's, or why the send failed).
+pub(crate) type RawStream<'a> = Box<dyn Iterator<Item = Result<(), Status>> + Send + 'a>;
 
 /// The type-erased forms the server core runs; requests arrive as message bytes.
 pub(crate) trait ErasedUnary: Send + Sync {
@@ -152,7 +154,9 @@ where
 {
     fn call<'a>(&'a self, request: Bytes, ctx: &'a ServerContext) -> Result<RawStream<'a>, Status> {
         let it = self.0.call(decode(request)?, ctx)?;
-        Ok(Box::new(it.map(move |r| r.and_then(|m| ctx.encode(&m)))))
+        Ok(Box::new(
+            it.map(move |r| r.and_then(|m| ctx.send_message(&m))),
+        ))
     }
 }
 
@@ -180,7 +184,9 @@ where
         ctx: &'a ServerContext,
     ) -> Result<RawStream<'a>, Status> {
         let it = self.0.call(Streaming::from_boxed(requests), ctx)?;
-        Ok(Box::new(it.map(move |r| r.and_then(|m| ctx.encode(&m)))))
+        Ok(Box::new(
+            it.map(move |r| r.and_then(|m| ctx.send_message(&m))),
+        ))
     }
 }
 
