@@ -43,6 +43,8 @@ pub(crate) struct Handoff {
     max_spares: usize,
     stopped: AtomicBool,
     watchdog_started: AtomicBool,
+    /// The watchdog thread could not be started.
+    no_watchdog: AtomicBool,
 }
 
 #[derive(Default)]
@@ -72,6 +74,7 @@ impl Handoff {
             max_spares,
             stopped: AtomicBool::new(false),
             watchdog_started: AtomicBool::new(false),
+            no_watchdog: AtomicBool::new(false),
         })
     }
 
@@ -83,10 +86,13 @@ impl Handoff {
                 .stack_size(64 * 1024)
                 .spawn(move || watchdog(h));
             if spawned.is_err() {
-                // No watchdog: slow inline handlers keep their connection until they return,
-                // and blocking ones still hand off (before_block).
-                return;
+                self.no_watchdog.store(true, Ordering::Release);
             }
+        }
+        if self.no_watchdog.load(Ordering::Acquire) {
+            // Nobody would drain the registry: slow inline handlers keep their connection until
+            // they return; blocking ones still hand off (before_block).
+            return;
         }
         let mut g = lock(&self.reg);
         g.entries.push((p, epoch, Instant::now()));
@@ -96,30 +102,36 @@ impl Handoff {
         }
     }
 
-    /// Runs `job` on a spare thread, or a new one.
-    fn run_elsewhere(self: &Arc<Self>, job: Job) {
+    /// Finds a spare thread (or starts one), then runs what `take` gives on it. The role is
+    /// taken only once a thread is sure: if none can be started, the role stays parked and its
+    /// own thread resumes it when the handler returns. A spare that gets nothing (the role was
+    /// taken back meanwhile) goes back to waiting.
+    fn run_elsewhere(self: &Arc<Self>, take: impl FnOnce() -> Option<Job>) {
         let spare = lock(&self.spares).pop();
-        if let Some(s) = spare {
-            *lock(&s.job) = Some(job);
-            s.cv.notify_one();
-            return;
-        }
-        let (h, slot) = (self.clone(), Arc::new(Mutex::new(Some(job))));
-        let slot2 = slot.clone();
-        let spawned = std::thread::Builder::new()
-            .name("grpc-conn".into())
-            .spawn(move || {
-                if let Some(job) = lock(&slot2).take() {
-                    job();
+        let s = match spare {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(Spare::default());
+                let (h, s2) = (self.clone(), s.clone());
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("grpc-conn".into())
+                        .spawn(move || {
+                            let job = wait_for_job(&s2, None);
+                            if let Some(job) = job {
+                                job();
+                            }
+                            h.become_spare();
+                        });
+                if spawned.is_err() {
+                    return;
                 }
-                h.become_spare();
-            });
-        if spawned.is_err() {
-            // Out of threads: the role goes back to where it was parked, the caller's thread.
-            if let Some(job) = lock(&slot).take() {
-                job();
+                s
             }
-        }
+        };
+        let job = take().unwrap_or_else(|| Box::new(|| {}));
+        *lock(&s.job) = Some(job);
+        s.cv.notify_one();
     }
 
     /// Turns the calling thread into a spare: it runs the roles handed to it until it has been
@@ -134,18 +146,9 @@ impl Handoff {
                 }
                 sp.push(me.clone());
             }
-            let mut g = lock(&me.job);
-            let job = loop {
-                if let Some(j) = g.take() {
-                    break j;
-                }
-                let (g2, res) = me
-                    .cv
-                    .wait_timeout(g, SPARE_IDLE)
-                    .unwrap_or_else(|e| e.into_inner());
-                g = g2;
-                if res.timed_out() && g.is_none() {
-                    drop(g);
+            let job = match wait_for_job(&me, Some(SPARE_IDLE)) {
+                Some(job) => job,
+                None => {
                     let mut sp = lock(&self.spares);
                     if let Some(i) = sp.iter().position(|s| Arc::ptr_eq(s, &me)) {
                         sp.swap_remove(i);
@@ -153,10 +156,12 @@ impl Handoff {
                     }
                     // Taken off the list by `run_elsewhere`: a job is on its way.
                     drop(sp);
-                    g = lock(&me.job);
+                    match wait_for_job(&me, None) {
+                        Some(job) => job,
+                        None => return,
+                    }
                 }
             };
-            drop(g);
             job();
         }
     }
@@ -172,6 +177,30 @@ impl Handoff {
         for s in spares {
             *lock(&s.job) = Some(Box::new(|| {}));
             s.cv.notify_one();
+        }
+    }
+}
+
+/// Waits for a job on `s`, at most `idle` (`None`: until one comes).
+fn wait_for_job(s: &Spare, idle: Option<Duration>) -> Option<Job> {
+    let mut g = lock(&s.job);
+    let deadline = idle.map(|d| Instant::now() + d);
+    loop {
+        if let Some(j) = g.take() {
+            return Some(j);
+        }
+        match deadline {
+            None => g = s.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return None;
+                }
+                g =
+                    s.cv.wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+            }
         }
     }
 }
@@ -197,9 +226,7 @@ fn watchdog(h: Weak<Handoff>) {
                 keep.push((w, epoch, at));
                 continue;
             }
-            if let Some(job) = p.take_if(epoch) {
-                h.run_elsewhere(job);
-            }
+            h.run_elsewhere(|| p.take_if(epoch));
         }
         let mut g = lock(&h.reg);
         if !keep.is_empty() || !g.entries.is_empty() {
@@ -286,13 +313,10 @@ impl<R: Send + 'static> Parked for Seat<R> {
 
 impl<R: Send + 'static> BeforeBlock for Seat<R> {
     fn before_block(&self) {
-        let job = {
+        self.handoff.run_elsewhere(|| {
             let mut g = lock(&self.role);
             self.take_job(&mut g)
-        };
-        if let Some(job) = job {
-            self.handoff.run_elsewhere(job);
-        }
+        });
     }
 }
 
@@ -360,9 +384,11 @@ mod tests {
                 std::thread::yield_now();
             }
             let tx = tx.clone();
-            h.run_elsewhere(Box::new(move || {
-                let _ = tx.send(std::thread::current().name().unwrap_or("").to_string());
-            }));
+            h.run_elsewhere(move || {
+                Some(Box::new(move || {
+                    let _ = tx.send(std::thread::current().name().unwrap_or("").to_string());
+                }))
+            });
             let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
             assert_eq!(got, "spare-under-test");
         }
