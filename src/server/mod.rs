@@ -166,10 +166,17 @@ impl ServerBuilder {
     ///
     /// Either way at most `max_workers` handlers run at once. Running in place saves a thread
     /// hand-off per RPC (a wake-up and a context switch: about as much CPU as the rest of a small
-    /// RPC). While the handler runs, the connection's reading waits; if the handler is still
-    /// running after about a millisecond, or blocks on a stream, the reading moves to another
-    /// thread, so pings, cancellations, deadlines and the connection's other RPCs are served
-    /// as usual. Turn it off to run every handler on the pool's threads, as grpcio does.
+    /// RPC). Only methods whose handlers usually finish within 200 µs run in place (a running
+    /// mean per method; blocking handlers go to the pool after their first calls). While the
+    /// handler runs, the connection's reading waits; if the handler is still running after
+    /// about a millisecond, or blocks on a stream, the reading moves to another thread, so
+    /// pings, cancellations, deadlines and the connection's other RPCs are served as usual.
+    /// Turn it off to run every handler on the pool's threads, as grpcio does.
+    ///
+    /// ```
+    /// let builder = grpc_sync::Server::builder().max_workers(8).inline_unary(false);
+    /// # drop(builder);
+    /// ```
     pub fn inline_unary(mut self, on: bool) -> Self {
         self.config.inline_unary = on;
         self
