@@ -2,6 +2,8 @@
 //! `"Hello " + name`) and `helloworld.Streamer/ServerStream` (`count` replies of `size` bytes).
 //!
 //! Run: `cargo run --release --example bench_server -- --port 50051 --workers 4`
+//! (`--inline false` sends every handler to the pool: `ServerBuilder::inline_unary`, for A/B
+//! runs of the inline unary path).
 //!
 //! `scripts/compare.sh` runs it side by side with tonic's equivalent (`compare/`).
 
