@@ -304,32 +304,10 @@ struct ServerInner {
     config: ServerConfig,
 }
 
-/// FNV-1a for the method table: SipHash costs more than the rest of the routing. Peers choose
+/// The method table's hasher: SipHash costs more than the rest of the routing. Peers choose
 /// the paths looked up but cannot add entries, so a crafted path only ever meets the few
 /// methods of its bucket: no flooding is possible.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct PathHash;
-
-impl std::hash::BuildHasher for PathHash {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-/// The FNV-1a state.
-pub(crate) struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type PathHash = std::hash::BuildHasherDefault<crate::h2::conn::IdHasher>;
 
 /// What every connection of a running server shares.
 pub(crate) struct ServerCore {

@@ -1262,23 +1262,16 @@ impl StreamHandle {
                 w.trailers = slot.trailers.take();
             }
             let finished = w.end && slot.sent_end && self.owner;
-            let closed = slot.closed;
             if n > 0 {
                 st_ref.conn.release_capacity(self.id, n);
             }
+            // Done both ways: let go of the stream as dropping the handle would, under this lock.
             if finished {
-                // Done both ways: what `Drop` would do, under this lock.
                 self.owner = false;
-                if let Some(slot) = st_ref.streams.get_mut(&self.id) {
-                    slot.attached = false;
-                }
-                if closed || lost {
-                    drop_slot(st_ref, self.id);
-                    if st_ref.close_when_idle && st_ref.streams.is_empty() {
-                        drop(st);
-                        self.shared.close(ConnLost::Closed);
-                        return Ok(w);
-                    }
+                if detach(st_ref, self.id) {
+                    drop(st);
+                    self.shared.close(ConnLost::Closed);
+                    return Ok(w);
                 }
             }
             // A release may have queued a WINDOW_UPDATE.
@@ -1294,35 +1287,45 @@ impl Drop for StreamHandle {
             return;
         }
         let mut st = self.shared.lock();
-        let (closed, done) = match st.streams.get_mut(&self.id) {
-            Some(slot) => {
-                slot.attached = false;
-                // Fully finished both ways, or already reset: nothing to cancel.
-                let done = slot.reset.is_some() || (slot.end && slot.sent_end);
-                (slot.closed, done)
-            }
-            None => return,
-        };
-        if !done && st.lost.is_none() {
-            st.conn.reset(self.id, Reason::CANCEL);
-        }
-        if closed || st.lost.is_some() {
-            drop_slot(&mut st, self.id);
-            if st.close_when_idle && st.streams.is_empty() {
-                drop(st);
-                self.shared.close(ConnLost::Closed);
-                return;
-            }
-        } else if let Some(slot) = st.streams.get_mut(&self.id) {
-            // Data that arrives later is released by the reader; release what is queued now.
-            let n = std::mem::take(&mut slot.buffered);
-            slot.data.clear();
-            if n > 0 {
-                st.conn.release_capacity(self.id, n);
-            }
+        if detach(&mut st, self.id) {
+            drop(st);
+            self.shared.close(ConnLost::Closed);
+            return;
         }
         self.shared.flush(st);
     }
+}
+
+/// What letting go of a stream's owning handle does, under the lock: cancels the stream unless
+/// it is done both ways (or reset), forgets its slot if the state machine closed it, and gives
+/// back the window of data nobody will read. True if the connection should now close (it was
+/// to close once idle, and this was its last stream).
+fn detach(st: &mut State, id: StreamId) -> bool {
+    let (closed, done) = match st.streams.get_mut(&id) {
+        Some(slot) => {
+            slot.attached = false;
+            // Fully finished both ways, or already reset: nothing to cancel.
+            let done = slot.reset.is_some() || (slot.end && slot.sent_end);
+            (slot.closed, done)
+        }
+        None => return false,
+    };
+    if !done && st.lost.is_none() {
+        st.conn.reset(id, Reason::CANCEL);
+    }
+    if closed || st.lost.is_some() {
+        drop_slot(st, id);
+        return st.close_when_idle && st.streams.is_empty();
+    }
+    if let Some(slot) = st.streams.get_mut(&id) {
+        // Data that arrives later is released by the reader; release what is queued now.
+        let n = std::mem::take(&mut slot.buffered);
+        slot.data.clear();
+        if n > 0 {
+            st.conn.release_capacity(id, n);
+        }
+    }
+    false
 }
 
 fn send_error(e: SendError, lost: &Option<ConnLost>) -> StreamError {
