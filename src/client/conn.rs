@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::client::target::Target;
 use crate::h2::conn::{Connection, Role};
-use crate::h2::frame::StreamId;
 use crate::h2::settings::Config as H2Config;
 use crate::status::Status;
-use crate::transport::driver::{lock, run_reader, Dispatcher, Shared, State};
+use crate::transport::driver::{lock, run_reader, Shared};
 use crate::transport::tls;
 
 /// A channel's TLS settings: the rustls configuration and the name to verify the server as.
@@ -405,7 +404,7 @@ impl Connector {
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())
             .stack_size(256 * 1024)
-            .spawn(move || run_reader(s2, rd, ClientDispatcher));
+            .spawn(move || run_reader(s2, rd));
         if spawned.is_err() {
             shared.close(crate::transport::driver::ConnLost::Io(
                 "cannot spawn the connection's reader thread".into(),
@@ -418,16 +417,5 @@ impl Connector {
 impl Drop for Connector {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// The client's reader needs nothing beyond the driver's routing: servers never open streams.
-struct ClientDispatcher;
-
-impl Dispatcher for ClientDispatcher {
-    fn new_stream(&mut self, _shared: &Arc<Shared>, st: &mut State, id: StreamId, _end: bool) {
-        // The state machine rejects PUSH_PROMISE; a server-initiated HEADERS is refused.
-        st.streams.remove(&id);
-        st.conn.reset(id, crate::h2::error::Reason::REFUSED_STREAM);
     }
 }

@@ -498,6 +498,8 @@ impl Connection {
             .position(|b| b.try_reclaim(need));
         let mut next = match spare {
             Some(i) => self.recv_spares.swap_remove(i),
+            // After `release_buffers`, start small again: most connections carry small RPCs.
+            None if self.recv_buf.capacity() == 0 => BytesMut::with_capacity(need.max(16 * 1024)),
             None => BytesMut::with_capacity(need.max(RECV_BUFFER_SIZE)),
         };
         // The partial frame at the end of the old buffer (less than a frame).
@@ -1490,6 +1492,26 @@ impl Connection {
     /// Returns true if bytes wait to be written.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// Returns how many bytes wait to be written.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Gives the receive and output buffers back to the allocator if they hold nothing, so
+    /// that an idle connection costs little memory; they are allocated again on the next
+    /// input or output. Call it when the connection has been quiet for a while.
+    pub fn release_buffers(&mut self) {
+        if self.recv_buf.is_empty() && self.recv_buf.capacity() > 0 {
+            self.recv_buf = BytesMut::new();
+        }
+        self.recv_spares = Vec::new();
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = BytesMut::new();
+            self.open_data = None;
+        }
+        self.events.shrink_to_fit();
     }
 
     // ----- commands ------------------------------------------------------------------------

@@ -1,906 +1,568 @@
-//! One accepted connection on the server: HTTP/1 detection, the reader thread, and the
-//! dispatcher that turns new streams into RPCs on the worker pool.
+//! One accepted connection, as its I/O loop (`server::io`) holds it: a small struct, not a
+//! thread.
+//!
+//! Phases: on a plaintext port the first bytes tell HTTP/2 from HTTP/1 (answered with a clear
+//! error) and from a TLS client (closed); on a secure port the TLS handshake runs here, on the
+//! non-blocking socket. Both are bounded by the server's `handshake_timeout`. Then HTTP/2: the
+//! loop reads, the driver feeds the bytes to the sans-IO machine and routes its events, and the
+//! dispatch (`server::dispatch`) acts on the changes. Answers come back through the
+//! connection's `Shared` (the machine's output and the sink), written by whichever thread
+//! produced them without blocking, or by the loop when the socket is writable again.
+//!
+//! The connection tells the loop what readiness it wants ([`ServerConn::interest`]) and when it
+//! next needs the clock ([`ServerConn::poll_timeout`] / [`ServerConn::handle_timeout`]).
 
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::net::TcpStream;
+use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
-use crate::codec::MessageDecoder;
-use crate::compression::{AcceptEncoding, CompressionEncoding, ACCEPT_ENCODING};
-use crate::h2::conn::{Connection, IdMap, Role};
+use crate::h2::conn::{Connection, Role, PREFACE};
 use crate::h2::error::Reason;
-use crate::h2::frame::StreamId;
-use crate::h2::hpack::Header;
-use crate::server::context::{stream_status, CallState, ServerContext};
-use crate::server::handoff::Seat;
-use crate::server::service::Method;
+use crate::server::dispatch::{Job, ServerDispatcher};
 use crate::server::ServerCore;
-use crate::status::{Code, Status};
-use crate::streaming::MessageSource;
-use crate::timeout::decode_grpc_timeout;
-use crate::transport::driver::{
-    set_before_block, BeforeBlock, Dispatcher, ReadHalf, Reader, Recv, Shared, State, StreamError,
-    StreamHandle,
-};
-use crate::transport::tls::{self, AuthContext};
+use crate::transport::driver::{lock, ConnLost, Shared};
+use crate::transport::poll::Waker;
+use crate::transport::socket::{write_some, Socket, SocketSink};
+use crate::transport::tls::{self, AuthContext, HandshakeError};
 
-/// The HTTP/2 client connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How long an HTTP/2 connection stays quiet before its buffers go back to the allocator.
+const IDLE_RELEASE: Duration = Duration::from_millis(250);
 
-type Callback = Box<dyn FnOnce() + Send + 'static>;
+/// Plaintext the loop decrypts per read event, at most, before it lets other connections go.
+const TLS_READ_BUDGET: usize = 256 * 1024;
 
-/// A plaintext stream socket the server accepts: TCP, or a Unix domain socket.
-pub(crate) trait PlainSocket: ReadHalf + Write + Sync + Sized + 'static {
-    /// Another handle on the same socket.
-    fn duplicate(&self) -> std::io::Result<Self>;
-    /// Shuts both directions down (ends the reader thread).
-    fn shutdown_both(&self);
-    /// The peer, as gRPC prints it.
-    fn peer(&self) -> String;
+enum Phase {
+    /// Plaintext port: the first bytes, until they are known to be the HTTP/2 preface.
+    Sniff { first: Vec<u8> },
+    /// Secure port: the TLS handshake.
+    Handshake {
+        tls: Box<rustls::ServerConnection>,
+        /// Handshake records not yet taken by the socket.
+        out: Vec<u8>,
+        /// Bytes have come from the client (the first must start a TLS record).
+        started: bool,
+    },
+    /// HTTP/2.
+    H2(Box<H2>),
+    /// Over: the loop drops it.
+    Done,
 }
 
-impl PlainSocket for TcpStream {
-    fn duplicate(&self) -> std::io::Result<Self> {
-        self.try_clone()
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Both);
-    }
-    fn peer(&self) -> String {
-        peer_name(self)
-    }
+struct H2 {
+    shared: Arc<Shared>,
+    dispatch: ServerDispatcher,
+    tls: Option<Arc<Mutex<rustls::ServerConnection>>>,
+    /// The next deadline of a call on this connection.
+    next_deadline: Option<Instant>,
+    /// Since when queued output has made no progress, and the progress count then.
+    stall: Option<(Instant, u64)>,
+    /// The last time anything was read or written.
+    last_active: Instant,
+    /// Buffers are held (not released since the last activity).
+    buffers_held: bool,
 }
 
-#[cfg(unix)]
-impl PlainSocket for std::os::unix::net::UnixStream {
-    fn duplicate(&self) -> std::io::Result<Self> {
-        self.try_clone()
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Both);
-    }
-    fn peer(&self) -> String {
-        // Clients of a Unix socket are unnamed; name the socket they came through.
-        match self
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_pathname().map(|p| p.to_owned()))
-        {
-            Some(p) => format!("unix:{}", p.display()),
-            None => "unix:".to_string(),
-        }
-    }
+/// What the loop should do with a connection after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Continue,
+    Close,
 }
 
-/// Serves one accepted plaintext connection (TCP or Unix) until it ends. Runs on the
-/// connection's reader thread.
-pub(crate) fn serve_plain<S: PlainSocket>(core: Arc<ServerCore>, sock: S, conn_id: u64) {
-    let peer = sock.peer();
-    let (Ok(mut rd), Ok(wr)) = (sock.duplicate(), sock.duplicate()) else {
-        return;
-    };
-    // Tell HTTP/2 from HTTP/1 by the first bytes, within a bounded time.
-    let _ = rd.set_read_timeout(Some(core.config.handshake_timeout));
-    let mut first = Vec::with_capacity(PREFACE.len());
-    let mut buf = [0u8; 1024];
-    while first.len() < PREFACE.len() {
-        match rd.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => first.extend_from_slice(&buf[..n]),
-        }
-        if !PREFACE.starts_with(&first[..first.len().min(PREFACE.len())]) {
-            // A TLS ClientHello on a plaintext port: close without a word (the client reports
-            // that the server does not speak TLS). Anything else gets an HTTP/1 answer.
-            if first[0] != 0x16 {
-                let mut w = sock;
-                answer_http1(&mut w, &first);
-            }
-            return;
-        }
-    }
-    let _ = rd.set_read_timeout(None);
-    let closer = Box::new(move || sock.shutdown_both());
-    serve_h2(
-        core,
-        conn_id,
-        peer,
-        None,
-        &first,
-        Box::new(rd),
-        Box::new(wr),
-        closer,
-    );
-}
-
-/// `ipv4:127.0.0.1:53412` / `ipv6:[::1]:53412`, as gRPC prints peers.
-fn peer_name(sock: &TcpStream) -> String {
-    match sock.peer_addr() {
-        Ok(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
-        Ok(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
-        Err(_) => "unknown".to_string(),
-    }
-}
-
-/// Serves one accepted connection on a secure port: the TLS handshake (bounded by the
-/// handshake timeout; ALPN `h2` required), then HTTP/2 as on a plaintext port. Runs on the
-/// connection's reader thread.
-pub(crate) fn serve_tls(
+/// An accepted connection on its I/O loop.
+pub(crate) struct ServerConn {
     core: Arc<ServerCore>,
-    sock: TcpStream,
-    conn_id: u64,
-    config: Arc<rustls::ServerConfig>,
-) {
-    let _ = sock.set_nodelay(true);
-    let peer = peer_name(&sock);
-    let est = match tls::accept(&config, &sock, core.config.handshake_timeout) {
-        Ok(est) => est,
-        Err(e) => {
-            if let Some(hook) = &core.config.on_handshake_error {
-                let _ = catch_unwind(AssertUnwindSafe(|| (hook.0)(&peer, &e)));
-            }
-            let _ = sock.shutdown(std::net::Shutdown::Both);
-            return;
-        }
-    };
-    let closer = Box::new(move || {
-        let _ = sock.shutdown(std::net::Shutdown::Both);
-    });
-    let auth = Some(Arc::new(est.auth));
-    serve_h2(
-        core,
-        conn_id,
-        peer,
-        auth,
-        &[],
-        Box::new(est.reader),
-        Box::new(est.writer),
-        closer,
-    );
-}
-
-/// The HTTP/2 connection, shared by plaintext and TLS ports: the state machine (fed `first`,
-/// bytes already read), registration with the server, and the reader loop until it ends.
-#[allow(clippy::too_many_arguments)]
-fn serve_h2(
-    core: Arc<ServerCore>,
-    conn_id: u64,
+    sock: Arc<Socket>,
     peer: String,
-    auth: Option<Arc<AuthContext>>,
-    first: &[u8],
-    rd: Box<dyn ReadHalf>,
-    wr: Box<dyn Write + Send>,
-    closer: Box<dyn Fn() + Send + Sync>,
-) {
-    let conn = Connection::new(Role::Server, core.config.h2.clone());
-    let shared = Shared::with_closer(conn, wr, closer);
-    {
-        let mut st = shared.lock();
-        if let Err(e) = st.conn.recv(first, Instant::now()) {
-            st.set_lost(crate::transport::driver::ConnLost::Protocol(e.to_string()));
-        }
-    }
-    if !core.register_conn(conn_id, shared.clone()) {
-        return;
-    }
-    let d = ServerDispatcher {
-        core: core.clone(),
-        peer: peer.into(),
-        auth,
-        pending: IdMap::default(),
-        calls: IdMap::default(),
-        deadlines: BTreeSet::new(),
-        deferred: Vec::new(),
-        streaming: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        inline: None,
-    };
-    // Events already produced by the first bytes are routed on the first round.
-    let role = ConnReader {
-        reader: Reader::new(shared, rd, d),
-        seat: Seat::new(core.handoff.clone(), resume_reading),
-        conn_id,
-    };
-    if read_loop(role) == LoopEnd::Orphaned {
-        // Another thread reads this connection now; this one waits to take over another's.
-        core.handoff.become_spare();
-    }
+    id: u64,
+    waker: Arc<Waker>,
+    phase: Phase,
+    /// When detection or the TLS handshake must be over.
+    handshake_deadline: Instant,
 }
 
-/// A connection's reading role: what moves between threads while a reader thread runs a
-/// handler (see `server::handoff`).
-pub(crate) struct ConnReader {
-    reader: Reader<ServerDispatcher>,
-    seat: Arc<Seat<ConnReader>>,
-    conn_id: u64,
-}
-
-#[derive(PartialEq, Eq)]
-enum LoopEnd {
-    /// The connection is over.
-    Ended,
-    /// This thread ran a handler for long enough that the reading moved to another thread.
-    Orphaned,
-}
-
-fn resume_reading(role: ConnReader) {
-    // On a spare thread: when the role moves on again, this thread just becomes idle again.
-    let _ = read_loop(role);
-}
-
-/// Reads the connection; runs a unary handler right here (no hand-off) when a worker permit is
-/// free, leaving the reading role on the seat meanwhile.
-fn read_loop(mut r: ConnReader) -> LoopEnd {
-    loop {
-        if !r.reader.step() {
-            let core = r.reader.dispatcher.core.clone();
-            if let Some(job) = r.reader.dispatcher.inline.take() {
-                // The connection died as this request completed: the handler still runs (and
-                // finds its stream broken), so its RPC is accounted for.
-                queue_job(&core, job);
-            }
-            core.unregister_conn(r.conn_id);
-            return LoopEnd::Ended;
-        }
-        let Some(job) = r.reader.dispatcher.inline.take() else {
-            continue;
-        };
-        let core = r.reader.dispatcher.core.clone();
-        let Some(permit) = core.pool.try_inline() else {
-            queue_job(&core, job);
-            continue;
-        };
-        let seat = r.seat.clone();
-        seat.park(r);
-        set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
-        permit.run(job);
-        set_before_block(None);
-        match seat.unpark() {
-            Some(back) => r = back,
-            None => return LoopEnd::Orphaned,
-        }
-    }
-}
-
-fn queue_job(core: &ServerCore, job: Callback) {
-    if let Err(job) = core.pool.execute(job) {
-        // The pool is gone (the server stopped and closed every connection): dropping the job
-        // drops its stream.
-        drop(job);
-    }
-}
-
-/// Answers an HTTP/1.x request on the gRPC port with a clear error instead of a silent close.
-fn answer_http1(w: &mut impl Write, first: &[u8]) {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    let looks_http1 = req.parse(first).is_ok() && req.method.is_some();
-    let body = "This is a gRPC server: it speaks HTTP/2 (h2c prior knowledge, or h2 over TLS). \
-                Use a gRPC client.\n";
-    let status = if looks_http1 {
-        "426 Upgrade Required"
-    } else {
-        "400 Bad Request"
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nUpgrade: h2c\r\n\
-         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = w.write_all(resp.as_bytes());
-    let _ = w.flush();
-}
-
-/// An RPC that passed the checks of its request head.
-struct Admitted {
-    method: Method,
-    /// How long this method's handlers usually take (decides whether it may run inline).
-    timing: Arc<HandlerTime>,
-    path: Arc<str>,
-    /// The request head (the handler's metadata is made from it if asked for).
-    head: Vec<Header>,
-    deadline: Option<Instant>,
-    /// The request's `grpc-encoding` (`None` for identity).
-    request_encoding: Option<CompressionEncoding>,
-    /// The client's `grpc-accept-encoding`.
-    accept: AcceptEncoding,
-    /// Whether the (single) request message arrived compressed.
-    first_compressed: bool,
-}
-
-/// A running average of a unary method's handler time. Only methods whose handlers are
-/// usually quick run on the reader thread: a handler that sleeps or waits (a database, a
-/// downstream call) would hold its connection's reading until the hand-off threshold, on every
-/// call; such methods go to the pool after their first few calls show it.
-#[derive(Default)]
-pub(crate) struct HandlerTime {
-    /// Exponentially weighted mean, in nanoseconds (racy updates lose a sample at worst).
-    mean_ns: std::sync::atomic::AtomicU64,
-}
-
-impl HandlerTime {
-    /// Handlers that usually take longer than this run on the pool.
-    const QUICK: Duration = Duration::from_micros(200);
-
-    fn is_quick(&self) -> bool {
-        self.mean_ns.load(Ordering::Relaxed) < Self::QUICK.as_nanos() as u64
-    }
-
-    fn record(&self, took: Duration) {
-        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.mean_ns.load(Ordering::Relaxed);
-        // Weight 1/4: a method that turns slow goes to the pool after two or three calls.
-        let new = old - old / 4 + sample / 4;
-        self.mean_ns.store(new, Ordering::Relaxed);
-    }
-}
-
-/// A single-request RPC waiting for its whole request message before it gets a worker.
-struct Pending {
-    call: Admitted,
-    decoder: MessageDecoder,
-    first: Option<Bytes>,
-}
-
-struct ServerDispatcher {
-    core: Arc<ServerCore>,
-    peer: Arc<str>,
-    /// What TLS established about the client (secure ports only).
-    auth: Option<Arc<AuthContext>>,
-    pending: IdMap<Pending>,
-    calls: IdMap<Arc<CallState>>,
-    deadlines: BTreeSet<(Instant, StreamId)>,
-    deferred: Vec<Callback>,
-    /// Streaming RPCs of this connection holding a worker.
-    streaming: Arc<std::sync::atomic::AtomicUsize>,
-    /// A unary RPC whose request is complete, for the reader thread to run itself after this
-    /// round if a worker permit is free (see `read_loop`).
-    inline: Option<Callback>,
-}
-
-/// Sends a trailers-only response from the reader thread (an RPC that never reached a handler).
-fn respond_status(st: &mut State, id: StreamId, status: &Status, extra: &[Header]) {
-    let mut h = vec![
-        Header::from_static(b":status", b"200"),
-        Header::from_static(b"content-type", b"application/grpc"),
-    ];
-    h.extend_from_slice(extra);
-    status.to_trailers(&mut h);
-    finish_from_reader(st, id, &h);
-}
-
-fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
-    let Some(slot) = st.streams.get_mut(&id) else {
-        return;
-    };
-    if slot.sent_end || slot.reset.is_some() {
-        return;
-    }
-    slot.sent_end = true;
-    slot.sent_head = true;
-    let client_done = slot.end;
-    if st.conn.send_headers(id, trailers, true).is_ok() && !client_done {
-        // gRPC: the server is done; tell the client to stop sending.
-        st.conn.reset(id, Reason::NO_ERROR);
-    }
-}
-
-/// Answers a request that is not gRPC at all with HTTP 415 and a plain-text explanation.
-fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
-    let h = [
-        Header::from_static(b":status", b"415"),
-        Header::from_static(b"content-type", b"text/plain; charset=utf-8"),
-    ];
-    if let Some(slot) = st.streams.get_mut(&id) {
-        slot.sent_end = true;
-        slot.sent_head = true;
-    }
-    let body = format!("This is a gRPC endpoint: {why}. Send gRPC requests (POST, content-type application/grpc) over HTTP/2.\n");
-    if st.conn.send_headers(id, &h, false).is_ok() {
-        let _ = st.conn.send_data(id, body.as_bytes(), true);
-    }
-    let client_done = st.streams.get(&id).map(|s| s.end).unwrap_or(true);
-    if !client_done {
-        st.conn.reset(id, Reason::NO_ERROR);
-    }
-}
-
-impl ServerDispatcher {
-    fn admit(&mut self, st: &mut State, id: StreamId, head: Vec<Header>) -> Option<Admitted> {
-        // One pass over the head for the fields the server itself reads.
-        let (mut method, mut ct, mut raw_path): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
-        let (mut encoding, mut accept, mut timeout) = (None, None, None);
-        for f in &head {
-            let v = &f.value[..];
-            match &f.name[..] {
-                b":method" => method = v,
-                b":path" => raw_path = v,
-                b"content-type" => ct = v,
-                b"grpc-encoding" => encoding = Some(v),
-                b"grpc-accept-encoding" => accept = Some(v),
-                b"grpc-timeout" => timeout = Some(v),
-                _ => {}
-            }
-        }
-        if method != b"POST" {
-            respond_not_grpc(st, id, "the method must be POST");
-            return None;
-        }
-        if !(ct == b"application/grpc"
-            || ct.starts_with(b"application/grpc+")
-            || ct.starts_with(b"application/grpc;"))
-        {
-            respond_not_grpc(st, id, "the content-type must be application/grpc");
-            return None;
-        }
-        let found = std::str::from_utf8(raw_path)
-            .ok()
-            .and_then(|p| self.core.methods.get(p));
-        let Some((path, m, timing)) = found.map(|(p, m, t)| (p.clone(), m.clone(), t.clone()))
-        else {
-            let path = String::from_utf8_lossy(raw_path);
-            let svc = path.trim_start_matches('/').split('/').next().unwrap_or("");
-            let msg = if self.core.services.contains(svc) {
-                format!("Method not found: {path}")
-            } else {
-                format!("Service not found: {svc} (method {path})")
-            };
-            respond_status(st, id, &Status::unimplemented(msg), &[]);
-            return None;
-        };
-        let request_encoding = match encoding {
-            None => None,
-            Some(enc) => match CompressionEncoding::from_name(enc) {
-                Some(e) => Some(e).filter(|e| e.is_compressed()),
-                None => {
-                    let msg = format!(
-                        "compression {} is not supported; this server accepts {ACCEPT_ENCODING}",
-                        String::from_utf8_lossy(enc)
-                    );
-                    respond_status(
-                        st,
-                        id,
-                        &Status::unimplemented(msg),
-                        &[Header::from_static(
-                            b"grpc-accept-encoding",
-                            ACCEPT_ENCODING.as_bytes(),
-                        )],
-                    );
-                    return None;
-                }
+impl ServerConn {
+    pub fn new(
+        core: Arc<ServerCore>,
+        sock: Arc<Socket>,
+        id: u64,
+        waker: Arc<Waker>,
+        tls: Option<&Arc<rustls::ServerConfig>>,
+        now: Instant,
+    ) -> Result<ServerConn, String> {
+        let phase = match tls {
+            None => Phase::Sniff {
+                first: Vec::with_capacity(PREFACE.len()),
+            },
+            Some(config) => Phase::Handshake {
+                tls: Box::new(
+                    rustls::ServerConnection::new(config.clone()).map_err(|e| tls::describe(&e))?,
+                ),
+                out: Vec::new(),
+                started: false,
             },
         };
-        let accept = AcceptEncoding::parse(accept);
-        let deadline = match timeout {
-            None => None,
-            Some(v) => match decode_grpc_timeout(v) {
-                Ok(d) => Some(Instant::now() + d),
-                Err(_) => {
-                    let msg = format!("malformed grpc-timeout: {:?}", String::from_utf8_lossy(v));
-                    respond_status(st, id, &Status::internal(msg), &[]);
-                    return None;
-                }
-            },
-        };
-        if self.core.stopping.load(Ordering::Acquire) {
-            respond_status(
-                st,
-                id,
-                &Status::unavailable("the server is shutting down"),
-                &[],
-            );
-            return None;
-        }
-        if let Some(max) = self.core.config.max_concurrent_rpcs {
-            let now = self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
-            if now >= max {
-                self.core.end_rpc();
-                respond_status(
-                    st,
-                    id,
-                    &Status::resource_exhausted("Concurrent RPC limit exceeded!"),
-                    &[],
-                );
-                return None;
-            }
-        } else {
-            self.core.active_rpcs.fetch_add(1, Ordering::AcqRel);
-        }
-        if m.streams() {
-            let limit = self.core.config.max_streaming_rpcs_per_connection;
-            if self.streaming.load(Ordering::Acquire) >= limit {
-                self.core.end_rpc();
-                let msg = format!("too many streaming RPCs on this connection (limit {limit})");
-                respond_status(st, id, &Status::resource_exhausted(msg), &[]);
-                return None;
-            }
-        }
-        if let Some(d) = deadline {
-            self.deadlines.insert((d, id));
-        }
-        Some(Admitted {
-            method: m,
-            timing,
-            path,
-            head,
-            deadline,
-            request_encoding,
-            accept,
-            first_compressed: false,
+        Ok(ServerConn {
+            peer: sock.peer(),
+            handshake_deadline: now + core.config.handshake_timeout,
+            core,
+            sock,
+            id,
+            waker,
+            phase,
         })
     }
 
-    /// Hands an admitted RPC to the pool.
-    fn start(
-        &mut self,
-        shared: &Arc<Shared>,
-        st: &mut State,
-        id: StreamId,
-        call: Admitted,
-        request: Option<Bytes>,
-    ) {
-        let Admitted {
-            method,
-            timing,
-            path,
-            head,
-            deadline,
-            request_encoding,
-            accept,
-            first_compressed,
-        } = call;
-        let call = Arc::new(CallState::default());
-        self.calls.insert(id, call.clone());
-        let stream = StreamHandle::attach(shared.clone(), st, id);
-        let core = self.core.clone();
-        let ctx = ServerContext::new(
-            stream,
-            call,
-            head,
-            self.peer.clone(),
-            path,
-            deadline,
-            core.config.max_send_message_length,
-        )
-        .with_compression(
-            request_encoding,
-            accept,
-            core.config.compression,
-            first_compressed,
-        )
-        .with_auth(self.auth.clone());
-        let max_recv = core.config.max_receive_message_length;
-        let streaming = self.streaming.clone();
-        let holds_stream = method.streams();
-        if holds_stream {
-            streaming.fetch_add(1, Ordering::AcqRel);
-        }
-        let core2 = core.clone();
-        let inline = !holds_stream && core.config.inline_unary && timing.is_quick();
-        let job = Box::new(move || {
-            let t0 = Instant::now();
-            if run_call(&ctx, method, request, max_recv) {
-                core2.pool.record_panic();
+    /// The readiness this connection wants: reading unless its unwritten output is over the
+    /// budget (a peer that does not take its answers gets no new requests read), writing while
+    /// the socket holds back a backlog.
+    pub fn interest(&self) -> (bool, bool) {
+        match &self.phase {
+            Phase::Sniff { .. } => (true, false),
+            Phase::Handshake { out, .. } => (true, !out.is_empty()),
+            Phase::H2(h) => {
+                let st = h.shared.lock();
+                (st.unwritten() <= st.budget, st.backlog > 0)
             }
-            if !holds_stream {
-                timing.record(t0.elapsed());
-            }
-            drop(ctx);
-            if holds_stream {
-                streaming.fetch_sub(1, Ordering::AcqRel);
-            }
-            core2.end_rpc();
-        });
-        if inline {
-            // The latest one waits for the end of the round; earlier ones go to the pool now.
-            if let Some(earlier) = self.inline.replace(job) {
-                queue_job(&core, earlier);
-            }
-        } else {
-            queue_job(&core, job);
+            Phase::Done => (false, false),
         }
     }
-}
 
-/// Runs one RPC on a worker thread, from decoded request to trailers. Returns true if the
-/// handler panicked (the client then gets UNKNOWN).
-fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) -> bool {
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> (Option<Bytes>, Status) {
-        match method {
-            Method::Unary(h) => match h.call(request.unwrap_or_default(), ctx) {
-                Ok(resp) => (Some(resp), Status::new(Code::Ok, "")),
-                Err(s) => (None, s),
+    /// Takes the unary handlers the last round made ready to run inline.
+    pub fn take_inline(&mut self, into: &mut Vec<Job>) {
+        if let Phase::H2(h) = &mut self.phase {
+            into.append(&mut h.dispatch.inline);
+        }
+    }
+
+    /// The socket is readable (or closed).
+    pub fn on_readable(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+        match &mut self.phase {
+            Phase::Sniff { .. } => self.sniff(scratch, now),
+            Phase::Handshake { .. } => self.handshake(scratch, now),
+            Phase::H2(_) => self.read_h2(scratch, now),
+            Phase::Done => Next::Close,
+        }
+    }
+
+    /// The socket is writable, or another thread asked the loop to look (stream messages to
+    /// write, a backlog to drain).
+    pub fn on_writable(&mut self, now: Instant) -> Next {
+        match &mut self.phase {
+            Phase::Handshake { out, .. } => match write_some(&self.sock, out) {
+                Ok(n) => {
+                    out.drain(..n);
+                    Next::Continue
+                }
+                Err(_) => self.fail_handshake(HandshakeError::PeerClosed { peer_is: "client" }),
             },
-            Method::ServerStreaming(h) => match h.call(request.unwrap_or_default(), ctx) {
-                Ok(it) => (None, drain(ctx, it)),
-                Err(s) => (None, s),
-            },
-            Method::ClientStreaming(h) => {
-                let src = Box::new(RequestSource::new(ctx, max_recv));
-                match h.call(src, ctx) {
-                    Ok(resp) => (Some(resp), Status::new(Code::Ok, "")),
-                    Err(s) => (None, s),
+            Phase::H2(h) => {
+                let before = h.shared.lock().backlog;
+                let after = h.shared.write_out();
+                if after != before {
+                    h.last_active = now;
                 }
+                if h.shared.lock().lost.is_some() {
+                    return self.close();
+                }
+                Next::Continue
             }
-            Method::Bidi(h) => {
-                let src = Box::new(RequestSource::new(ctx, max_recv));
-                match h.call(src, ctx) {
-                    Ok(it) => (None, drain(ctx, it)),
-                    Err(s) => (None, s),
-                }
-            }
-        }
-    }));
-    match outcome {
-        Ok((last, status)) => {
-            ctx.finish(last.as_deref(), status);
-            false
-        }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string());
-            ctx.finish(
-                None,
-                Status::unknown(format!("Exception calling application: {what}")),
-            );
-            true
-        }
-    }
-}
-
-/// Pulls a response stream (each item sends one message) until it ends or the call breaks.
-fn drain(_ctx: &ServerContext, it: crate::server::service::RawStream<'_>) -> Status {
-    for sent in it {
-        if let Err(s) = sent {
-            return s;
-        }
-    }
-    Status::new(Code::Ok, "")
-}
-
-/// The request messages of a streaming RPC, read from the stream as the handler pulls them.
-struct RequestSource {
-    recv: StreamHandle,
-    decoder: MessageDecoder,
-    /// DATA payloads taken from the stream in one go (kept for its capacity).
-    batch: std::collections::VecDeque<Bytes>,
-    /// The context's "last request message was compressed" flag.
-    compressed: Arc<std::sync::atomic::AtomicBool>,
-    deadline: Option<Instant>,
-    done: bool,
-}
-
-impl RequestSource {
-    fn new(ctx: &ServerContext, max_recv: usize) -> RequestSource {
-        let mut decoder = MessageDecoder::new(max_recv);
-        decoder.set_encoding(ctx.request_encoding());
-        RequestSource {
-            recv: ctx.stream.view(),
-            decoder,
-            batch: std::collections::VecDeque::new(),
-            compressed: ctx.request_compressed.clone(),
-            deadline: ctx.deadline(),
-            done: false,
-        }
-    }
-}
-
-impl MessageSource for RequestSource {
-    fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
-        if self.done {
-            return None;
-        }
-        loop {
-            match self.decoder.next_message() {
-                Ok(Some(m)) => {
-                    self.compressed
-                        .store(self.decoder.last_compressed(), Ordering::Release);
-                    return Some(Ok(m));
-                }
-                Ok(None) => {}
-                Err(s) => {
-                    self.done = true;
-                    return Some(Err(s));
-                }
-            }
-            match self.recv.recv_data(&mut self.batch, self.deadline) {
-                Ok(Recv::Data) => self.batch.drain(..).for_each(|b| self.decoder.push(b)),
-                Ok(Recv::End) => {
-                    self.done = true;
-                    return match self.decoder.finish() {
-                        Ok(()) => None,
-                        Err(s) => Some(Err(s)),
-                    };
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(stream_status(&e)));
-                }
-            }
-        }
-    }
-}
-
-impl Dispatcher for ServerDispatcher {
-    fn new_stream(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId, end_stream: bool) {
-        let head = st
-            .streams
-            .get_mut(&id)
-            .and_then(|s| {
-                s.head_taken = true;
-                s.head.take()
-            })
-            .unwrap_or_default();
-        let Some(call) = self.admit(st, id, head) else {
-            return;
-        };
-        if call.method.single_request() {
-            let mut decoder = MessageDecoder::new(self.core.config.max_receive_message_length);
-            decoder.set_encoding(call.request_encoding);
-            self.pending.insert(
-                id,
-                Pending {
-                    call,
-                    decoder,
-                    first: None,
-                },
-            );
-            if end_stream {
-                self.stream_changed(shared, st, id);
-            }
-        } else {
-            self.start(shared, st, id, call, None);
+            _ => Next::Continue,
         }
     }
 
-    fn stream_changed(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId) {
-        if let Some(p) = self.pending.get_mut(&id) {
-            let Some(slot) = st.streams.get_mut(&id) else {
-                self.pending.remove(&id);
-                self.core.end_rpc();
-                return;
-            };
-            if slot.reset.is_some() {
-                self.pending.remove(&id);
-                self.core.end_rpc();
-                return;
+    /// When the connection next needs [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Sniff { .. } | Phase::Handshake { .. } => Some(self.handshake_deadline),
+            Phase::H2(h) => {
+                let release = h.buffers_held.then_some(h.last_active + IDLE_RELEASE);
+                let stall = h
+                    .stall
+                    .map(|(since, _)| since + self.core.config.send_stall_timeout);
+                [h.next_deadline, release, stall]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
-            // Unary requests are bounded by the message limit: take the data and give the
-            // window back at once, so the client can finish sending.
-            let mut n = 0;
-            let end = slot.end;
-            let data: Vec<Bytes> = slot.data.drain(..).collect();
-            slot.buffered = 0;
-            for b in data {
-                n += b.len();
-                p.decoder.push(b);
+            Phase::Done => None,
+        }
+    }
+
+    /// Serves the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Next {
+        let timeout = self.core.config.handshake_timeout;
+        let stall_timeout = self.core.config.send_stall_timeout;
+        match &mut self.phase {
+            Phase::Sniff { .. } => {
+                if now >= self.handshake_deadline {
+                    return self.close();
+                }
+                Next::Continue
             }
-            if n > 0 {
-                st.conn.release_capacity(id, n);
+            Phase::Handshake { .. } => {
+                if now >= self.handshake_deadline {
+                    return self.fail_handshake(HandshakeError::Timeout(timeout));
+                }
+                Next::Continue
             }
-            let mut failure = None;
-            loop {
-                match p.decoder.next_message() {
-                    Ok(Some(msg)) if p.first.is_none() => {
-                        p.call.first_compressed = p.decoder.last_compressed();
-                        p.first = Some(msg);
-                    }
-                    Ok(Some(_)) => {
-                        failure = Some(Status::internal(
-                            "received more than one request message for a unary-request method",
-                        ));
-                        break;
-                    }
-                    Ok(None) => break,
-                    Err(s) => {
-                        failure = Some(s);
-                        break;
+            Phase::H2(h) => {
+                let mut st = h.shared.lock();
+                if h.next_deadline.is_some_and(|d| d <= now) {
+                    h.next_deadline = h.dispatch.tick(&mut st, now);
+                }
+                if h.buffers_held && now >= h.last_active + IDLE_RELEASE {
+                    if st.streams.is_empty() && st.queued() == 0 {
+                        st.conn.release_buffers();
+                        h.buffers_held = false;
+                    } else {
+                        // Quiet but busy (a long call): look again later.
+                        h.last_active = now;
                     }
                 }
-            }
-            if failure.is_none() && end {
-                match (p.decoder.finish(), p.first.is_some()) {
-                    (Err(s), _) => failure = Some(s),
-                    (Ok(()), false) => {
-                        failure = Some(Status::internal(
-                            "the client finished without sending a request message",
-                        ))
+                // Output that has made no progress for `send_stall_timeout` ends the
+                // connection: the peer is not reading.
+                let progress = st.written + st.outbox_sent;
+                let stalled = match h.stall {
+                    _ if st.queued() == 0 => {
+                        h.stall = None;
+                        false
                     }
-                    (Ok(()), true) => {
-                        let mut p = self.pending.remove(&id).expect("present");
-                        let msg = p.first.take();
-                        self.start(shared, st, id, p.call, msg);
-                        return;
+                    Some((since, p)) if p == progress => now >= since + stall_timeout,
+                    _ => {
+                        h.stall = Some((now, progress));
+                        false
                     }
-                }
-            }
-            if let Some(s) = failure {
-                self.pending.remove(&id);
-                self.core.end_rpc();
-                respond_status(st, id, &s, &[]);
-            }
-            return;
-        }
-        // A running call whose stream broke: cancel its context.
-        let broken = match st.streams.get(&id) {
-            Some(slot) => slot.reset.is_some(),
-            None => true,
-        };
-        if broken {
-            if let Some(call) = self.calls.remove(&id) {
-                self.deferred.extend(call.cancel_from_outside());
-            }
-        }
-    }
-
-    fn tick(&mut self, _shared: &Arc<Shared>, st: &mut State, now: Instant) -> Option<Instant> {
-        while let Some(&(when, id)) = self.deadlines.iter().next() {
-            if when > now {
-                return Some(when);
-            }
-            self.deadlines.remove(&(when, id));
-            let status = Status::deadline_exceeded("Deadline Exceeded");
-            if self.pending.remove(&id).is_some() {
-                self.core.end_rpc();
-                respond_status(st, id, &status, &[]);
-                st.conn.reset(id, Reason::CANCEL);
-                continue;
-            }
-            if let Some(call) = self.calls.remove(&id) {
-                self.deferred.extend(call.cancel_from_outside());
-                let Some(slot) = st.streams.get_mut(&id) else {
-                    continue;
                 };
-                if slot.sent_end || slot.reset.is_some() {
-                    continue;
+                if stalled {
+                    let msg = format!(
+                        "the peer took none of our output for {stall_timeout:?} (send_stall_timeout)"
+                    );
+                    st.conn.go_away(Reason::ENHANCE_YOUR_CALM, msg.as_bytes());
+                    st.set_lost(ConnLost::Io(msg));
                 }
-                let mut h = Vec::new();
-                if !slot.sent_head {
-                    h.push(Header::from_static(b":status", b"200"));
-                    h.push(Header::from_static(b"content-type", b"application/grpc"));
-                }
-                status.to_trailers(&mut h);
-                slot.sent_end = true;
-                slot.sent_head = true;
-                slot.reset = Some(StreamError::Timeout);
-                slot.cv.notify_all();
-                let client_done = slot.end;
-                let _ = st.conn.send_headers(id, &h, true);
-                if !client_done {
-                    // The status is in the trailers; NO_ERROR (as grpc-go sends) only tells the
-                    // client to stop sending. A CANCEL here races the trailers in grpc-core,
-                    // which then reports CANCELLED instead of DEADLINE_EXCEEDED.
-                    st.conn.reset(id, Reason::NO_ERROR);
+                let shared = h.shared.clone();
+                drop(st);
+                self.end_round(shared.lock(), now)
+            }
+            Phase::Done => Next::Close,
+        }
+    }
+
+    /// Plaintext port: the first bytes decide what the peer speaks.
+    fn sniff(&mut self, scratch: &mut [u8], now: Instant) -> Next {
+        let Phase::Sniff { first } = &mut self.phase else {
+            unreachable!("sniff outside its phase");
+        };
+        let n = match (&*self.sock).read(&mut scratch[..]) {
+            Ok(0) => return self.close(),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return Next::Continue,
+            Err(_) => return self.close(),
+        };
+        first.extend_from_slice(&scratch[..n]);
+        let k = first.len().min(PREFACE.len());
+        if first[..k] == PREFACE[..k] {
+            if first.len() < PREFACE.len() {
+                return Next::Continue;
+            }
+            let first = std::mem::take(first);
+            return self.start_h2(None, None, &first, now);
+        }
+        if first[0] == 0x16 {
+            // A TLS ClientHello on a plaintext port: close without a word (the client reports
+            // that the server does not speak TLS).
+            return self.close();
+        }
+        if looks_http1(first) {
+            answer_http1(&self.sock, first);
+            return self.close();
+        }
+        // Neither HTTP/2 nor HTTP/1: the machine answers GOAWAY PROTOCOL_ERROR (RFC 9113
+        // §3.4) before the close.
+        let first = std::mem::take(first);
+        self.start_h2(None, None, &first, now)
+    }
+
+    /// Secure port: one step of the TLS handshake.
+    fn handshake(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+        let Phase::Handshake { tls, out, started } = &mut self.phase else {
+            unreachable!("handshake outside its phase");
+        };
+        let first_flight = !std::mem::replace(started, true);
+        let n = match (&*self.sock).read(&mut scratch[..]) {
+            Ok(0) => return self.fail_handshake(HandshakeError::PeerClosed { peer_is: "client" }),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return Next::Continue,
+            Err(e) => return self.fail_handshake(HandshakeError::Io(e.to_string())),
+        };
+        if first_flight && scratch[0] != 0x16 {
+            let looks_like = tls::looks_like(&scratch[..n]);
+            return self.fail_handshake(HandshakeError::NotTls { looks_like });
+        }
+        let mut rest = &scratch[..n];
+        let mut failed = None;
+        while !rest.is_empty() {
+            match tls.read_tls(&mut rest) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(HandshakeError::Io(e.to_string()));
+                    break;
                 }
             }
+            if let Err(e) = tls.process_new_packets() {
+                failed = Some(HandshakeError::Tls(tls::describe(&e)));
+                break;
+            }
         }
-        // Forget finished calls now and then so the map does not grow.
-        if self.calls.len() > 64 {
-            self.calls
-                .retain(|id, c| st.streams.contains_key(id) && !c.is_over());
+        while tls.wants_write() {
+            if tls.write_tls(out).is_err() {
+                break;
+            }
         }
-        None
+        if !out.is_empty() {
+            if let Ok(n) = write_some(&self.sock, out) {
+                out.drain(..n);
+            }
+        }
+        if let Some(e) = failed {
+            return self.fail_handshake(e);
+        }
+        if tls.is_handshaking() || !out.is_empty() {
+            return Next::Continue;
+        }
+        if tls.alpn_protocol() != Some(tls::ALPN_H2) {
+            let selected = tls
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            return self.fail_handshake(HandshakeError::NoH2 { selected });
+        }
+        let Phase::Handshake { tls, .. } = std::mem::replace(&mut self.phase, Phase::Done) else {
+            unreachable!("checked above");
+        };
+        let conn = rustls::Connection::Server(*tls);
+        let auth = Arc::new(AuthContext::from_conn(&conn));
+        let rustls::Connection::Server(mut tls) = conn else {
+            unreachable!("a server connection");
+        };
+        // Sealed writes go to the sink's backlog, which the output budget bounds.
+        tls.set_buffer_limit(None);
+        let tls = Arc::new(Mutex::new(tls));
+        if self.start_h2(Some(tls), Some(auth), &[], now) == Next::Close {
+            return Next::Close;
+        }
+        // The client may have sent its preface in the same flight as its Finished.
+        self.read_h2(scratch, now)
     }
 
-    fn closed(&mut self, _shared: &Arc<Shared>, _st: &mut State) {
-        for (_, call) in self.calls.drain() {
-            self.deferred.extend(call.cancel_from_outside());
+    fn fail_handshake(&mut self, e: HandshakeError) -> Next {
+        if let Some(hook) = &self.core.config.on_handshake_error {
+            let _ = catch_unwind(AssertUnwindSafe(|| (hook.0)(&self.peer, &e)));
         }
-        for _ in self.pending.drain() {
-            self.core.end_rpc();
-        }
+        self.close()
     }
 
-    fn unlocked(&mut self) {
-        for cb in self.deferred.drain(..) {
-            let _ = catch_unwind(AssertUnwindSafe(cb));
+    /// Starts HTTP/2: the machine (fed `first`, bytes already read), the sink, the dispatch,
+    /// and registration with the server.
+    fn start_h2(
+        &mut self,
+        tls: Option<Arc<Mutex<rustls::ServerConnection>>>,
+        auth: Option<Arc<AuthContext>>,
+        first: &[u8],
+        now: Instant,
+    ) -> Next {
+        let conn = Connection::new(Role::Server, self.core.config.h2.clone());
+        let sink = SocketSink::new(self.sock.clone(), tls.clone(), self.waker.clone());
+        let sock = self.sock.clone();
+        let shared = Shared::on_loop(
+            conn,
+            Box::new(sink),
+            Box::new(move || sock.shutdown()),
+            self.waker.clone(),
+            self.core.config.output_budget,
+        );
+        if !self.core.register_conn(self.id, shared.clone()) {
+            return self.close();
         }
+        let dispatch = ServerDispatcher::new(self.core.clone(), self.peer.as_str().into(), auth);
+        self.phase = Phase::H2(Box::new(H2 {
+            shared,
+            dispatch,
+            tls,
+            next_deadline: None,
+            stall: None,
+            last_active: now,
+            buffers_held: true,
+        }));
+        self.input(first, now)
     }
+
+    /// HTTP/2: reads what the socket has (decrypting on a secure port) and processes it.
+    fn read_h2(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+        let Phase::H2(h) = &mut self.phase else {
+            return Next::Continue;
+        };
+        let Some(tls) = h.tls.clone() else {
+            let n = match (&*self.sock).read(&mut scratch[..]) {
+                Ok(0) => {
+                    h.shared
+                        .lock()
+                        .set_lost(ConnLost::Io("peer closed the connection".into()));
+                    0
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => return Next::Continue,
+                Err(e) => {
+                    h.shared.lock().set_lost(ConnLost::Io(e.to_string()));
+                    0
+                }
+            };
+            return self.input(&scratch[..n], now);
+        };
+        // TLS: records from the socket until it has no more (or a budget, for fairness: the
+        // loop comes back while the socket stays readable), and all the plaintext they hold
+        // (none may stay in rustls: the socket would not be reported readable for it again).
+        let mut plain = Vec::new();
+        let mut lost = None;
+        let wants_write;
+        {
+            let mut t = lock(&tls);
+            let mut sock = &*self.sock;
+            loop {
+                let mut drained = false;
+                match t.read_tls(&mut sock) {
+                    Ok(0) => lost = Some(ConnLost::Io("peer closed the connection".into())),
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => drained = true,
+                    Err(e) => lost = Some(ConnLost::Io(e.to_string())),
+                }
+                if let Err(e) = t.process_new_packets() {
+                    lost = Some(ConnLost::Io(format!("TLS error: {}", tls::describe(&e))));
+                }
+                loop {
+                    match t.reader().read(&mut scratch[..]) {
+                        Ok(0) => {
+                            // close_notify.
+                            lost.get_or_insert(ConnLost::Io("peer closed the connection".into()));
+                            break;
+                        }
+                        Ok(n) => plain.extend_from_slice(&scratch[..n]),
+                        Err(_) => break,
+                    }
+                }
+                if drained || lost.is_some() || plain.len() >= TLS_READ_BUDGET {
+                    break;
+                }
+            }
+            wants_write = t.wants_write();
+        }
+        if let Some(l) = lost {
+            h.shared.lock().set_lost(l);
+        }
+        if wants_write {
+            // Alerts, key updates, session tickets.
+            h.shared.write_out();
+        }
+        self.input(&plain, now)
+    }
+
+    /// One round of input: the machine, the routing, the dispatch, the deadlines, the output.
+    fn input(&mut self, bytes: &[u8], now: Instant) -> Next {
+        let Phase::H2(h) = &mut self.phase else {
+            return Next::Continue;
+        };
+        h.last_active = now;
+        h.buffers_held = true;
+        let shared = h.shared.clone();
+        let mut st = shared.lock();
+        if !bytes.is_empty() {
+            shared.recv(&mut st, bytes, now);
+        }
+        shared.route(&mut st);
+        h.dispatch.on_changes(&shared, &mut st);
+        h.next_deadline = h.dispatch.tick(&mut st, now);
+        self.end_round(st, now)
+    }
+
+    fn end_round(
+        &mut self,
+        st: std::sync::MutexGuard<'_, crate::transport::driver::State>,
+        _now: Instant,
+    ) -> Next {
+        let Phase::H2(h) = &mut self.phase else {
+            return Next::Continue;
+        };
+        let shared = h.shared.clone();
+        let mut st = st;
+        if Shared::is_done(&st) {
+            if !h.dispatch.inline.is_empty() {
+                // The connection died as these requests completed: their handlers still run
+                // (and find their streams broken), so every RPC is accounted for.
+                for job in h.dispatch.inline.drain(..) {
+                    crate::server::dispatch::queue_job(&self.core, job);
+                }
+            }
+            h.dispatch.closed();
+            if st.lost.is_none() {
+                st.set_lost(ConnLost::Closed);
+            }
+        }
+        let alive = shared.end_round(st);
+        h.dispatch.unlocked();
+        if !alive {
+            return self.close();
+        }
+        Next::Continue
+    }
+
+    /// Ends the connection: shuts the socket down and lets the server forget it.
+    pub fn close(&mut self) -> Next {
+        if let Phase::H2(h) = std::mem::replace(&mut self.phase, Phase::Done) {
+            let mut h = h;
+            {
+                let mut st = h.shared.lock();
+                if st.lost.is_none() {
+                    st.set_lost(ConnLost::Closed);
+                }
+            }
+            h.dispatch.closed();
+            h.dispatch.unlocked();
+            for job in h.dispatch.inline.drain(..) {
+                crate::server::dispatch::queue_job(&self.core, job);
+            }
+            self.core.unregister_conn(self.id);
+        }
+        self.sock.shutdown();
+        Next::Close
+    }
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Whether the first bytes look like an HTTP/1 request line (a method, then a space).
+fn looks_http1(first: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(first).is_ok() && req.method.is_some()
+}
+
+/// Answers an HTTP/1.x request on the gRPC port with a clear error instead of a silent close
+/// (best effort: one non-blocking write).
+fn answer_http1(sock: &Socket, _first: &[u8]) {
+    let body = "This is a gRPC server: it speaks HTTP/2 (h2c prior knowledge, or h2 over TLS). \
+                Use a gRPC client.\n";
+    let resp = format!(
+        "HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Upgrade: h2c\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = write_some(sock, resp.as_bytes());
+    let _ = (&*sock).flush();
 }

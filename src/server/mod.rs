@@ -18,26 +18,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Threads: one acceptor per listening address, one reader per connection (it decodes requests
-//! and answers protocol-level errors itself), and exactly `max_workers` handler threads; at most
-//! `max_workers` handlers run at once. A unary request reaches a handler only once its whole
-//! message has arrived. A quick unary handler runs on the reader thread itself when a worker
-//! permit is free (no hand-off; see [`ServerBuilder::inline_unary`]), others on a worker; the
-//! thread that ran the handler encodes and writes the response.
+//! Threads: `io_threads` I/O loops (default: one per core) poll every connection's
+//! non-blocking socket, accept, run TLS handshakes, decode requests and answer protocol-level
+//! errors; exactly `max_workers` handler threads run handlers, at most `max_workers` at once.
+//! A unary request reaches a handler only once its whole message has arrived. A quick unary
+//! handler runs on the I/O thread itself when a worker permit is free (no hand-off; see
+//! [`ServerBuilder::inline_unary`]), others on a worker. No thread ever waits on a socket: the
+//! thread that ran the handler hands the response to its connection, which writes what the
+//! socket and the client's window take now and leaves the rest to the I/O loop.
 
 pub(crate) mod conn;
 pub mod context;
+pub(crate) mod dispatch;
 mod handoff;
+pub(crate) mod io;
 pub mod pool;
 pub mod service;
 
 use std::collections::{HashMap, HashSet};
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io as stdio;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use self::io::{IoLoops, ListenSock, Listener};
 
 use crate::h2::error::Reason;
 use crate::h2::settings::Config as H2Config;
@@ -67,8 +72,15 @@ pub(crate) struct ServerConfig {
     pub h2: H2Config,
     /// Told about failed TLS handshakes (secure ports).
     pub on_handshake_error: Option<HandshakeHook>,
-    /// Whether reader threads run unary handlers in place when a worker permit is free.
+    /// Whether I/O threads run unary handlers in place when a worker permit is free.
     pub inline_unary: bool,
+    /// I/O loop threads.
+    pub io_threads: usize,
+    /// Bytes a connection may have queued and not yet written before the server stops
+    /// reading it.
+    pub output_budget: usize,
+    /// How long queued output may make no progress before the connection is ended.
+    pub send_stall_timeout: Duration,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -84,7 +96,7 @@ pub enum ServerError {
     /// Two services with the same name were added.
     DuplicateService(String),
     /// Binding or accepting failed.
-    Io(io::Error),
+    Io(stdio::Error),
 }
 
 impl std::fmt::Display for ServerError {
@@ -110,8 +122,8 @@ impl std::error::Error for ServerError {
     }
 }
 
-impl From<io::Error> for ServerError {
-    fn from(e: io::Error) -> Self {
+impl From<stdio::Error> for ServerError {
+    fn from(e: stdio::Error) -> Self {
         ServerError::Io(e)
     }
 }
@@ -122,6 +134,12 @@ pub struct ServerBuilder {
     config: ServerConfig,
     services: Vec<Service>,
 }
+
+/// Default [`ServerBuilder::output_budget`]: 1 MiB per connection.
+pub const DEFAULT_OUTPUT_BUDGET: usize = 1024 * 1024;
+
+/// Default [`ServerBuilder::send_stall_timeout`]: 30 s.
+pub const DEFAULT_SEND_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Python's `ThreadPoolExecutor` default: `min(32, cpus + 4)`.
 fn default_workers() -> usize {
@@ -146,6 +164,11 @@ impl Default for ServerBuilder {
                 h2: H2Config::default(),
                 on_handshake_error: None,
                 inline_unary: true,
+                io_threads: std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                output_budget: DEFAULT_OUTPUT_BUDGET,
+                send_stall_timeout: DEFAULT_SEND_STALL_TIMEOUT,
             },
             services: Vec::new(),
         }
@@ -161,16 +184,51 @@ impl ServerBuilder {
         self
     }
 
-    /// Whether a connection's reader thread may run a unary handler itself when a worker is
-    /// free (default true), instead of always handing it to a pool thread.
+    /// I/O threads, each running a readiness loop over its share of the connections (default:
+    /// the number of cores). They accept, run TLS handshakes, read and decode requests, write
+    /// what handlers could not write at once, and serve deadlines; an idle connection costs
+    /// them nothing but a few KiB of memory.
+    ///
+    /// ```
+    /// let builder = grpc_sync::Server::builder().io_threads(2).max_workers(16);
+    /// # drop(builder);
+    /// ```
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.config.io_threads = n.max(1);
+        self
+    }
+
+    /// Bytes a connection may have queued for its peer and not yet written (responses the
+    /// socket or the client's flow-control window has not taken) before the server stops
+    /// admitting more from that peer (default 1 MiB, [`DEFAULT_OUTPUT_BUDGET`]).
+    ///
+    /// Over it, the server stops reading a peer whose socket does not take our writes, refuses
+    /// new streams (REFUSED_STREAM) from one whose window holds responses back, and makes
+    /// streaming handlers wait (on their stream) before they queue more.
+    pub fn output_budget(mut self, bytes: usize) -> Self {
+        self.config.output_budget = bytes.max(16 * 1024);
+        self
+    }
+
+    /// How long a connection's queued output may make no progress at all (the peer reads
+    /// nothing, or keeps its window shut) before the server ends the connection with GOAWAY
+    /// (default 30 s, [`DEFAULT_SEND_STALL_TIMEOUT`]). What that connection held (its queued
+    /// responses, its streams) is freed.
+    pub fn send_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_stall_timeout = timeout;
+        self
+    }
+
+    /// Whether an I/O thread may run a unary handler itself when a worker is free (default
+    /// true), instead of always handing it to a pool thread.
     ///
     /// Either way at most `max_workers` handlers run at once. Running in place saves a thread
     /// hand-off per RPC (a wake-up and a context switch: about as much CPU as the rest of a small
     /// RPC). Only methods whose handlers usually finish within 200 µs run in place (a running
     /// mean per method; blocking handlers go to the pool after their first calls). While the
-    /// handler runs, the connection's reading waits; if the handler is still running after
-    /// about a millisecond, or blocks on a stream, the reading moves to another thread, so
-    /// pings, cancellations, deadlines and the connection's other RPCs are served as usual.
+    /// handler runs, its I/O loop waits; if the handler is still running after about a
+    /// millisecond, or blocks on a stream, the loop moves to another thread, so the loop's
+    /// connections (pings, cancellations, deadlines, other RPCs) are served as usual.
     /// Turn it off to run every handler on the pool's threads, as grpcio does.
     ///
     /// ```
@@ -268,7 +326,7 @@ impl ServerBuilder {
                     unix_paths: Vec::new(),
                     final_stats: None,
                     core: None,
-                    acceptors: Vec::new(),
+                    loops: None,
                 }),
                 terminated: Condvar::new(),
                 config: self.config,
@@ -295,7 +353,7 @@ struct ServerState {
     /// The pool's statistics when the server stopped (every worker joined).
     final_stats: Option<PoolStats>,
     core: Option<Arc<ServerCore>>,
-    acceptors: Vec<JoinHandle<()>>,
+    loops: Option<Arc<IoLoops>>,
 }
 
 struct ServerInner {
@@ -314,7 +372,7 @@ pub(crate) struct ServerCore {
     pub config: ServerConfig,
     /// Handlers by `:path`, with the path as the contexts share it and the handlers' usual
     /// running time.
-    pub methods: HashMap<String, (Arc<str>, Method, Arc<conn::HandlerTime>), PathHash>,
+    pub methods: HashMap<String, (Arc<str>, Method, Arc<dispatch::HandlerTime>), PathHash>,
     pub services: HashSet<String>,
     pub pool: pool::Pool,
     /// Moves a connection's reading to another thread when its reader runs a slow handler.
@@ -323,7 +381,7 @@ pub(crate) struct ServerCore {
     pub stopping: AtomicBool,
     conns: Mutex<HashMap<u64, Arc<Shared>>>,
     conns_changed: Condvar,
-    next_conn: AtomicU64,
+    pub next_conn: AtomicU64,
 }
 
 impl ServerCore {
@@ -339,7 +397,7 @@ impl ServerCore {
         true
     }
 
-    /// Forgets a connection whose reader thread ended.
+    /// Forgets a connection that ended.
     pub fn unregister_conn(&self, id: u64) {
         lock(&self.conns).remove(&id);
         self.conns_changed.notify_all();
@@ -397,7 +455,7 @@ impl std::fmt::Debug for Server {
 
 /// Formats a bind address the way grpcio accepts it: `[::]:50051`, `0.0.0.0:0`,
 /// `localhost:50051`, or `:50051` (all interfaces).
-fn resolve_bind(addr: &str) -> io::Result<Vec<SocketAddr>> {
+fn resolve_bind(addr: &str) -> stdio::Result<Vec<SocketAddr>> {
     let addr = addr.trim();
     let addr = if let Some(port) = addr.strip_prefix(':') {
         format!("[::]:{port}")
@@ -406,8 +464,8 @@ fn resolve_bind(addr: &str) -> io::Result<Vec<SocketAddr>> {
     };
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
+        return Err(stdio::Error::new(
+            stdio::ErrorKind::InvalidInput,
             format!("{addr} resolves to no address"),
         ));
     }
@@ -440,7 +498,7 @@ impl Server {
     ///
     /// # Errors
     /// The bind error, with the address in its message.
-    pub fn add_insecure_port(&self, addr: &str) -> io::Result<u16> {
+    pub fn add_insecure_port(&self, addr: &str) -> stdio::Result<u16> {
         if let Some(path) = addr.trim().strip_prefix("unix:") {
             return self.add_unix_port(path.strip_prefix("//").unwrap_or(path));
         }
@@ -456,7 +514,11 @@ impl Server {
     ///
     /// # Errors
     /// The bind error, with the address in its message, or an unusable configuration.
-    pub fn add_secure_port(&self, addr: &str, credentials: ServerCredentials) -> io::Result<u16> {
+    pub fn add_secure_port(
+        &self,
+        addr: &str,
+        credentials: ServerCredentials,
+    ) -> stdio::Result<u16> {
         let config = credentials.server_config()?;
         self.add_port(addr, Some(config))
     }
@@ -464,11 +526,11 @@ impl Server {
     /// Listens on a Unix domain socket; a stale socket file at `path` is replaced. Returns 0
     /// (a Unix socket has no port).
     #[cfg(unix)]
-    fn add_unix_port(&self, path: &str) -> io::Result<u16> {
+    fn add_unix_port(&self, path: &str) -> stdio::Result<u16> {
         use std::os::unix::fs::FileTypeExt;
         if path.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
+            return Err(stdio::Error::new(
+                stdio::ErrorKind::InvalidInput,
                 "empty unix socket path",
             ));
         }
@@ -477,32 +539,35 @@ impl Server {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let l = std::os::unix::net::UnixListener::bind(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on unix:{path}: {e}")))?;
+        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+            stdio::Error::new(e.kind(), format!("cannot listen on unix:{path}: {e}"))
+        })?;
         let mut st = lock(&self.inner.state);
-        let listener = Listener::Unix(l);
+        let listener = Listener {
+            sock: ListenSock::Unix(l),
+            tls: None,
+        };
         match st.phase {
             Phase::Created => st.listeners.push(listener),
             Phase::Running => {
-                let core = st.core.clone().expect("running server has a core");
-                let h = spawn_acceptor(core, listener)?;
-                st.acceptors.push(h);
+                let loops = st.loops.clone().expect("running server has loops");
+                loops.add_listener(listener);
             }
-            _ => return Err(io::Error::other("the server is stopped")),
+            _ => return Err(stdio::Error::other("the server is stopped")),
         }
         st.unix_paths.push(path.into());
         Ok(0)
     }
 
     #[cfg(not(unix))]
-    fn add_unix_port(&self, path: &str) -> io::Result<u16> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
+    fn add_unix_port(&self, path: &str) -> stdio::Result<u16> {
+        Err(stdio::Error::new(
+            stdio::ErrorKind::Unsupported,
             format!("unix:{path}: Unix domain sockets are not available on this platform"),
         ))
     }
 
-    fn add_port(&self, addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<u16> {
+    fn add_port(&self, addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> stdio::Result<u16> {
         let addrs = resolve_bind(addr)?;
         let mut last_err = None;
         for a in addrs {
@@ -510,15 +575,18 @@ impl Server {
                 Ok(l) => {
                     let local = l.local_addr()?;
                     let mut st = lock(&self.inner.state);
+                    let listener = Listener {
+                        sock: ListenSock::Tcp(l),
+                        tls,
+                    };
                     match st.phase {
-                        Phase::Created => st.listeners.push(Listener::Tcp(l, tls)),
+                        Phase::Created => st.listeners.push(listener),
                         Phase::Running => {
-                            let core = st.core.clone().expect("running server has a core");
-                            let h = spawn_acceptor(core, Listener::Tcp(l, tls))?;
-                            st.acceptors.push(h);
+                            let loops = st.loops.clone().expect("running server has loops");
+                            loops.add_listener(listener);
                         }
                         _ => {
-                            return Err(io::Error::other("the server is stopped"));
+                            return Err(stdio::Error::other("the server is stopped"));
                         }
                     }
                     st.addrs.push(local);
@@ -528,7 +596,7 @@ impl Server {
             }
         }
         let e = last_err.expect("at least one address");
-        Err(io::Error::new(
+        Err(stdio::Error::new(
             e.kind(),
             format!("cannot listen on {addr}: {e}"),
         ))
@@ -562,14 +630,15 @@ impl Server {
             }
             for (m, h) in &svc.methods {
                 let path = format!("/{}/{}", svc.name(), m);
-                let timing = Arc::new(conn::HandlerTime::default());
+                let timing = Arc::new(dispatch::HandlerTime::default());
                 methods.insert(path.clone(), (Arc::from(path), h.clone(), timing));
             }
         }
         let config = self.inner.config.clone();
         let core = Arc::new(ServerCore {
             pool: pool::Pool::new(config.max_workers, "grpc-worker"),
-            handoff: handoff::Handoff::new(Duration::from_millis(1), config.max_workers),
+            // A spare thread only ever takes over an I/O loop: at most one per loop is needed.
+            handoff: handoff::Handoff::new(Duration::from_millis(1), config.io_threads),
             config,
             methods,
             services,
@@ -580,10 +649,8 @@ impl Server {
             next_conn: AtomicU64::new(1),
         });
         let listeners = std::mem::take(&mut st.listeners);
-        for l in listeners {
-            let h = spawn_acceptor(core.clone(), l)?;
-            st.acceptors.push(h);
-        }
+        let loops = IoLoops::start(&core, core.config.io_threads, listeners)?;
+        st.loops = Some(loops);
         st.core = Some(core);
         st.phase = Phase::Running;
         Ok(())
@@ -618,7 +685,7 @@ impl Server {
     /// cancelled now); then every connection is closed. Returns a handle whose
     /// [`wait`](StopHandle::wait) blocks until everything has stopped.
     pub fn stop(&self, grace: Option<Duration>) -> StopHandle {
-        let (core, acceptors, addrs, unix_paths) = {
+        let (core, loops, unix_paths) = {
             let mut st = lock(&self.inner.state);
             match st.phase {
                 Phase::Created => {
@@ -639,33 +706,16 @@ impl Server {
             st.phase = Phase::Stopping;
             (
                 st.core.clone().expect("running server has a core"),
-                std::mem::take(&mut st.acceptors),
-                st.addrs.clone(),
+                st.loops.clone().expect("running server has loops"),
                 st.unix_paths.clone(),
             )
         };
         core.stopping.store(true, Ordering::Release);
-        // Wake each acceptor blocked in accept() with a throwaway connection.
-        for a in &addrs {
-            let mut a = *a;
-            if a.ip().is_unspecified() {
-                a.set_ip(match a {
-                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
-            }
-            let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
-        }
-        #[cfg(unix)]
-        for p in &unix_paths {
-            let _ = std::os::unix::net::UnixStream::connect(p);
-        }
+        // The loops close their listeners when they see `stopping`.
+        loops.wake_all();
         core.goaway_all();
         let inner = self.inner.clone();
         let stopper = move || {
-            for h in acceptors {
-                let _ = h.join();
-            }
             for p in &unix_paths {
                 let _ = std::fs::remove_file(p);
             }
@@ -677,6 +727,7 @@ impl Server {
             }
             core.close_all();
             core.wait_conns_gone(Instant::now() + Duration::from_secs(5));
+            loops.exit(Instant::now() + Duration::from_secs(5));
             core.pool.shutdown();
             core.pool.join(Duration::from_secs(5));
             core.handoff.shutdown();
@@ -684,6 +735,7 @@ impl Server {
             st.phase = Phase::Stopped;
             st.final_stats = Some(core.pool.stats());
             st.core = None;
+            st.loops = None;
             inner.terminated.notify_all();
         };
         let _ = std::thread::Builder::new()
@@ -784,61 +836,5 @@ impl std::fmt::Debug for StopHandle {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop(None).wait_timeout(Duration::from_secs(10));
-    }
-}
-
-/// A bound listening socket, not yet accepting.
-enum Listener {
-    Tcp(TcpListener, Option<Arc<rustls::ServerConfig>>),
-    #[cfg(unix)]
-    Unix(std::os::unix::net::UnixListener),
-}
-
-/// Starts a connection's reader thread.
-fn spawn_conn(core: &Arc<ServerCore>, serve: impl FnOnce(Arc<ServerCore>, u64) + Send + 'static) {
-    let id = core.next_conn.fetch_add(1, Ordering::Relaxed);
-    let core = core.clone();
-    let mut b = std::thread::Builder::new().name(format!("grpc-conn-{id}"));
-    if !core.config.inline_unary {
-        // Only protocol work here; with inline handlers it gets the default stack, like the
-        // pool's workers, since handlers run on it.
-        b = b.stack_size(256 * 1024);
-    }
-    let spawned = b.spawn(move || serve(core, id));
-    drop(spawned);
-}
-
-fn spawn_acceptor(core: Arc<ServerCore>, listener: Listener) -> io::Result<JoinHandle<()>> {
-    // EMFILE and friends end one accept, not the loop: keep serving the connections we have.
-    match listener {
-        Listener::Tcp(l, tls) => {
-            let name = format!("grpc-accept-{}", l.local_addr()?.port());
-            std::thread::Builder::new().name(name).spawn(move || {
-                for sock in l.incoming() {
-                    if core.stopping.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let Ok(sock) = sock else { continue };
-                    let _ = sock.set_nodelay(true);
-                    let tls = tls.clone();
-                    spawn_conn(&core, move |core, id| match tls {
-                        None => conn::serve_plain(core, sock, id),
-                        Some(tls) => conn::serve_tls(core, sock, id, tls),
-                    });
-                }
-            })
-        }
-        #[cfg(unix)]
-        Listener::Unix(l) => std::thread::Builder::new()
-            .name("grpc-accept-unix".into())
-            .spawn(move || {
-                for sock in l.incoming() {
-                    if core.stopping.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let Ok(sock) = sock else { continue };
-                    spawn_conn(&core, move |core, id| conn::serve_plain(core, sock, id));
-                }
-            }),
     }
 }

@@ -1,30 +1,36 @@
-//! The blocking driver around one sans-IO [`Connection`]: shared by client and server.
+//! The connection core around one sans-IO [`Connection`], shared by client and server: the
+//! state machine and the per-stream slots behind one lock ([`Shared`]), the blocking
+//! [`StreamHandle`] that handlers and calls use, and the routing of the machine's events into
+//! the slots ([`Shared::route`]).
 //!
-//! Threads:
-//! - one reader thread per connection ([`run_reader`]) owns the socket's read half, feeds
-//!   bytes to the state machine and routes its events to per-stream slots;
-//! - a server may run a handler on the reader thread and move the reading to another thread
-//!   meanwhile ([`Reader`] is a value for that; see `server::handoff`);
-//! - unary responses and requests have no writer thread: whichever thread produced output (a
-//!   worker sending a response,
-//!   a caller sending a request, the reader sending ACKs and WINDOW_UPDATEs) writes it, after
-//!   releasing the state lock. If another thread is already writing, the bytes are left in the
-//!   state machine's buffer and that writer sends them before it lets go (see [`Shared::flush`]),
-//!   so a response's HEADERS, DATA and trailers usually leave in one `write`. Stream messages
-//!   go through a per-connection background writer ([`Shared::flush_later`]) so that a fast
-//!   producer's messages coalesce;
-//! - threads waiting on a stream (a response, more request messages, send window) sleep on that
-//!   stream's condition variable, paired with the one state mutex.
+//! Who reads:
+//! - server: the connection's I/O loop (`server::io`) reads the non-blocking socket, feeds the
+//!   bytes to the machine, routes the events, and acts on the [`Change`]s this leaves for it;
+//! - client: one reader thread per connection ([`run_reader`]) does the same with a blocking
+//!   socket.
+//!
+//! Who writes: whichever thread produced output (a handler's response, a caller's request, the
+//! reader's ACKs and WINDOW_UPDATEs) hands it to the connection's [`Sink`] after releasing the
+//! state lock. If another thread is already writing, the bytes are left in the state machine's
+//! buffer and that writer sends them before it lets go (see [`Shared::flush`]), so a response's
+//! HEADERS, DATA and trailers usually leave in one `write`. The server's sink never blocks: what
+//! the socket does not take stays in its backlog and the I/O loop writes it when the socket is
+//! writable. Stream messages are left for a background writer ([`Shared::flush_later`]: the I/O
+//! loop on the server, a writer thread on the client) so that a fast producer's messages
+//! coalesce.
+//!
+//! Threads waiting on a stream (a response, more request messages, send window, room in the
+//! connection's output budget) sleep on that stream's condition variable, paired with the one
+//! state mutex.
 //!
 //! Lock order: `state`, then (only by `try_lock`) `writer`; a thread holding `writer` may block on
-//! `state`. The state lock is never held across a socket call, so a peer that stops reading
-//! stalls only the writer, never the reader.
+//! `state`. The state lock is never held across a socket call.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -143,6 +149,12 @@ pub(crate) struct StreamSlot {
     /// Set while [`StreamHandle::recv_whole`] waits: its threshold of buffered data. The
     /// reader then does not wake it for a head or data short of that, only for the end.
     pub whole_wait: Option<usize>,
+    /// Server: the rest of a finished response that the peer's window did not take yet. It
+    /// leaves as WINDOW_UPDATEs come ([`pump_outbox`]), so the handler that produced it has
+    /// returned already: no worker waits on a peer's window for a unary response.
+    pub outbox: VecDeque<Bytes>,
+    /// The trailers that end the response once `outbox` is empty.
+    pub outbox_trailers: Option<Vec<Header>>,
 }
 
 impl StreamSlot {
@@ -162,6 +174,8 @@ impl StreamSlot {
             sent_head: false,
             on_finished: Vec::new(),
             whole_wait: None,
+            outbox: VecDeque::new(),
+            outbox_trailers: None,
         }
     }
 
@@ -172,6 +186,16 @@ impl StreamSlot {
             Some(enough) => self.end || self.reset.is_some() || self.buffered >= enough,
         }
     }
+}
+
+/// What the connection's owner (the server's dispatch) must look at after a round of input:
+/// recorded by [`Shared::route`] when the state was made with changes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The peer opened a stream; its head is in the slot.
+    NewStream { id: StreamId, end_stream: bool },
+    /// Data, trailers, the end, a reset or the close arrived for a stream.
+    Stream(StreamId),
 }
 
 /// Everything behind the connection's one lock.
@@ -194,6 +218,22 @@ pub(crate) struct State {
     /// Stream waiters the reader thread counted off under the lock and wakes once it has
     /// released it, so that they do not wake only to block on the lock it still holds.
     wakes: Vec<Arc<WaitCell>>,
+    /// What the owner must act on (server only; see [`Change`]).
+    pub changes: Vec<Change>,
+    record_changes: bool,
+    /// Bytes waiting in stream outboxes for the peer's window.
+    pub outbox_bytes: usize,
+    /// Bytes that have left the outboxes so far (progress, for the send-stall check).
+    pub outbox_sent: u64,
+    /// Bytes the sink holds that the socket has not taken yet (as of the last write).
+    pub backlog: usize,
+    /// Bytes the sink has written to the socket so far (as of the last write).
+    pub written: u64,
+    /// Stream messages wait while the output not yet written (the machine's buffer and the
+    /// sink's backlog) is over this.
+    pub budget: usize,
+    /// Threads waiting for the output to fall under the budget.
+    budget_waiters: usize,
 }
 
 impl State {
@@ -230,15 +270,130 @@ impl State {
             slot.cv.notify_all();
         }
     }
+
+    /// Records that stream `id` changed, for the server's dispatch.
+    fn changed(&mut self, id: StreamId) {
+        if self.record_changes {
+            self.changes.push(Change::Stream(id));
+        }
+    }
+
+    /// Bytes of output not yet on the socket: the machine's buffer and the sink's backlog.
+    pub fn unwritten(&self) -> usize {
+        self.conn.pending_output() + self.backlog
+    }
+
+    /// Everything queued for the peer and not yet written: [`unwritten`](Self::unwritten)
+    /// plus the responses waiting for the peer's window.
+    pub fn queued(&self) -> usize {
+        self.unwritten() + self.outbox_bytes
+    }
+
+    /// Wakes the stream messages waiting for room in the budget, once there is.
+    fn wake_budget_waiters(&mut self) {
+        if self.budget_waiters > 0 && self.unwritten() <= self.budget {
+            self.budget_waiters = 0;
+            self.wake_all_streams();
+        }
+    }
+
+    /// Drops a stream's queued response (the stream was reset or its deadline passed).
+    pub fn clear_outbox(&mut self, id: StreamId) {
+        if let Some(slot) = self.streams.get_mut(&id) {
+            let n: usize = slot.outbox.iter().map(|b| b.len()).sum();
+            slot.outbox.clear();
+            slot.outbox_trailers = None;
+            self.outbox_bytes -= n;
+        }
+    }
+}
+
+/// Sends what the peer's window now takes of a stream's queued response, then its trailers
+/// once all of it has gone (and, as after any gRPC response, RST_STREAM NO_ERROR if the
+/// client is still sending).
+pub(crate) fn pump_outbox(st: &mut State, id: StreamId) {
+    let Some(slot) = st.streams.get_mut(&id) else {
+        return;
+    };
+    if slot.outbox_trailers.is_none() {
+        return;
+    }
+    while let Some(front) = slot.outbox.front_mut() {
+        let Ok(n) = st.conn.send_data(id, front, false) else {
+            break;
+        };
+        st.outbox_bytes -= n;
+        st.outbox_sent += n as u64;
+        if n < front.len() {
+            bytes::Buf::advance(front, n);
+            return;
+        }
+        slot.outbox.pop_front();
+    }
+    if !slot.outbox.is_empty() {
+        return;
+    }
+    let trailers = slot.outbox_trailers.take().expect("checked above");
+    let client_done = slot.end;
+    if st.conn.send_headers(id, &trailers, true).is_ok() && !client_done {
+        st.conn.reset(id, Reason::NO_ERROR);
+    }
+}
+
+fn pump_all_outboxes(st: &mut State) {
+    // Trailers wait only behind queued bytes.
+    if st.outbox_bytes == 0 {
+        return;
+    }
+    let ids: Vec<StreamId> = st
+        .streams
+        .iter()
+        .filter(|(_, s)| s.outbox_trailers.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in ids {
+        pump_outbox(st, id);
+    }
+}
+
+/// The socket's write side, as the driver sees it.
+pub(crate) trait Sink: Send {
+    /// Hands `buf` to the socket. A blocking sink writes all of it; a non-blocking one writes
+    /// what the socket takes now and keeps the rest in its backlog (and arranges to be
+    /// drained when the socket is writable). An empty `buf` just writes what the transport
+    /// itself has to send (TLS records).
+    fn send(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Bytes handed over but not yet written (always 0 for a blocking sink).
+    fn backlog(&self) -> usize {
+        0
+    }
+
+    /// Bytes written to the socket so far (progress, for the send-stall check).
+    fn written(&self) -> u64 {
+        0
+    }
+}
+
+/// A blocking writer (the client's socket or TLS write half) as a [`Sink`].
+struct Blocking(Box<dyn Write + Send>);
+
+impl Sink for Blocking {
+    fn send(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)?;
+        self.0.flush()
+    }
 }
 
 /// The shared half of a connection: its state and its write half.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    writer: Mutex<Box<dyn Write + Send>>,
-    /// Shuts the socket down (both halves), which also ends the reader thread.
+    writer: Mutex<Box<dyn Sink>>,
+    /// Shuts the socket down (both halves), which also ends the reader.
     closer: Option<Box<dyn Fn() + Send + Sync>>,
-    /// The background writer of stream messages, started on first use (see
+    /// Server: the connection's I/O loop, which writes stream messages and the backlog.
+    waker: Option<Arc<crate::transport::poll::Waker>>,
+    /// Client: the background writer of stream messages, started on first use (see
     /// [`Shared::flush_later`]).
     flusher: std::sync::OnceLock<Arc<Flusher>>,
 }
@@ -287,13 +442,32 @@ impl Shared {
         writer: Box<dyn Write + Send>,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
-        Self::build(conn, writer, Some(closer))
+        Self::build(conn, Box::new(Blocking(writer)), Some(closer), None)
+    }
+
+    /// A server connection on an I/O loop: a non-blocking sink, the loop's waker, the output
+    /// budget, and [`Change`]s recorded for the server's dispatch.
+    pub fn on_loop(
+        conn: Connection,
+        sink: Box<dyn Sink>,
+        closer: Box<dyn Fn() + Send + Sync>,
+        waker: Arc<crate::transport::poll::Waker>,
+        budget: usize,
+    ) -> Arc<Shared> {
+        let shared = Self::build(conn, sink, Some(closer), Some(waker));
+        {
+            let mut st = shared.lock();
+            st.record_changes = true;
+            st.budget = budget;
+        }
+        shared
     }
 
     fn build(
         conn: Connection,
-        writer: Box<dyn Write + Send>,
+        writer: Box<dyn Sink>,
         closer: Option<Box<dyn Fn() + Send + Sync>>,
+        waker: Option<Arc<crate::transport::poll::Waker>>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -305,9 +479,18 @@ impl Shared {
                 deferred: Vec::new(),
                 close_when_idle: false,
                 wakes: Vec::new(),
+                changes: Vec::new(),
+                record_changes: false,
+                outbox_bytes: 0,
+                outbox_sent: 0,
+                backlog: 0,
+                written: 0,
+                budget: usize::MAX,
+                budget_waiters: 0,
             }),
             writer: Mutex::new(writer),
             closer,
+            waker,
             flusher: std::sync::OnceLock::new(),
         })
     }
@@ -324,6 +507,10 @@ impl Shared {
             return;
         }
         drop(st);
+        if let Some(w) = &self.waker {
+            w.wake();
+            return;
+        }
         let f = self.flusher.get_or_init(|| {
             let f = Arc::new(Flusher::default());
             let (f2, weak) = (f.clone(), Arc::downgrade(self));
@@ -373,21 +560,48 @@ impl Shared {
             return;
         };
         loop {
-            if !st.conn.has_output() || st.lost.is_some() {
+            // A backlog means the socket is full: the output stays in the machine (where it
+            // still bounds the control frames a non-reading peer can make us queue) until the
+            // loop has drained the backlog.
+            if !st.conn.has_output() || st.lost.is_some() || st.backlog > 0 {
                 // Let go of the writer while still holding the state lock (see above).
                 drop(w);
                 return;
             }
             let buf = st.conn.output().split();
             drop(st);
-            let res = w.write_all(&buf).and_then(|_| w.flush());
+            let res = w.send(&buf);
             st = self.lock();
+            st.backlog = w.backlog();
+            st.written = w.written();
             if let Err(e) = res {
                 st.set_lost(ConnLost::Io(e.to_string()));
                 drop(w);
                 return;
             }
+            st.wake_budget_waiters();
         }
+    }
+
+    /// The I/O loop's write: the sink's backlog (the socket became writable) and whatever the
+    /// transport has to send by itself (TLS records after a read), then the machine's output.
+    /// Returns the backlog left.
+    pub fn write_out(&self) -> usize {
+        {
+            let mut w = lock(&self.writer);
+            let res = w.send(&[]);
+            let mut st = self.lock();
+            st.backlog = w.backlog();
+            st.written = w.written();
+            drop(w);
+            if let Err(e) = res {
+                st.set_lost(ConnLost::Io(e.to_string()));
+                return 0;
+            }
+            st.wake_budget_waiters();
+            self.flush(st);
+        }
+        self.lock().backlog
     }
 
     /// Waits on `cell` until `deadline` (forever if `None`). Returns the guard and whether the
@@ -496,153 +710,88 @@ fn flusher_loop(f: &Flusher, shared: &std::sync::Weak<Shared>) {
     }
 }
 
-/// What the reader thread asks of the role that owns the connection.
-pub(crate) trait Dispatcher: Send {
-    /// The peer opened stream `id` (server role). Called under the state lock with the slot
-    /// already registered and `head` stored in it.
-    fn new_stream(&mut self, shared: &Arc<Shared>, st: &mut State, id: StreamId, end_stream: bool);
+/// The read half of a client connection's socket (TCP, Unix, or TLS).
+pub(crate) trait ReadHalf: Read + Send {}
 
-    /// Something arrived for stream `id` (data, trailers, end, reset). Called under the lock
-    /// after the slot was updated.
-    fn stream_changed(&mut self, _shared: &Arc<Shared>, _st: &mut State, _id: StreamId) {}
-
-    /// Called after every batch of input and whenever the previous answer's instant passes;
-    /// returns the next instant at which it wants to be called (deadlines).
-    fn tick(&mut self, _shared: &Arc<Shared>, _st: &mut State, _now: Instant) -> Option<Instant> {
-        None
-    }
-
-    /// The connection is gone; the reader thread is about to exit.
-    fn closed(&mut self, _shared: &Arc<Shared>, _st: &mut State) {}
-
-    /// Called after each round with no lock held: run user callbacks here.
-    fn unlocked(&mut self) {}
-}
-
-/// A readable socket whose reads can time out (so the reader can serve deadlines).
-pub(crate) trait ReadHalf: Read + Send {
-    /// Sets the read timeout (`None` blocks forever).
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()>;
-}
-
-impl ReadHalf for std::net::TcpStream {
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        std::net::TcpStream::set_read_timeout(self, d)
-    }
-}
+impl ReadHalf for std::net::TcpStream {}
 
 #[cfg(unix)]
-impl ReadHalf for std::os::unix::net::UnixStream {
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        std::os::unix::net::UnixStream::set_read_timeout(self, d)
-    }
-}
+impl ReadHalf for std::os::unix::net::UnixStream {}
 
-/// The reader loop: socket → state machine → stream slots, until the connection ends.
-pub(crate) fn run_reader<D: Dispatcher>(shared: Arc<Shared>, rd: Box<dyn ReadHalf>, dispatcher: D) {
-    let mut r = Reader::new(shared, rd, dispatcher);
-    while r.step() {}
-}
-
-/// The reading side of a connection as a value: a server moves it to another thread while the
-/// thread that read a request runs its handler (see `server::conn`).
-pub(crate) struct Reader<D: Dispatcher> {
-    shared: Arc<Shared>,
-    rd: Box<dyn ReadHalf>,
-    buf: Vec<u8>,
-    wake_at: Option<Instant>,
-    timeout_set: Option<Duration>,
-    /// Waiters to wake once the lock is released (swapped with `State::wakes`).
-    wakes: Vec<Arc<WaitCell>>,
-    /// The role that owns the connection.
-    pub dispatcher: D,
-}
-
-impl<D: Dispatcher> Reader<D> {
-    /// Takes over a connection's read half; sends what the state machine queued at creation
-    /// (preface, SETTINGS).
-    pub fn new(shared: Arc<Shared>, rd: Box<dyn ReadHalf>, dispatcher: D) -> Reader<D> {
-        shared.flush(shared.lock());
-        Reader {
-            shared,
-            rd,
-            // 64 KiB: several full DATA frames per read without holding much memory per
-            // connection.
-            buf: vec![0u8; 64 * 1024],
-            wake_at: None,
-            timeout_set: None,
-            wakes: Vec::new(),
-            dispatcher,
-        }
-    }
-
-    /// One read and everything it causes. Returns false once the connection has ended (the
-    /// dispatcher was told, waiters woken, callbacks run).
-    pub fn step(&mut self) -> bool {
-        let shared = &self.shared;
-        let dispatcher = &mut self.dispatcher;
-        let want = self.wake_at.map(|t| {
-            t.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
-        if want != self.timeout_set {
-            let _ = self.rd.set_read_timeout(want);
-            self.timeout_set = want;
-        }
-        let res = self.rd.read(&mut self.buf);
+/// The client's reader thread: socket → state machine → stream slots, until the connection
+/// ends. Servers never open streams to a client (the state machine rejects pushes; a stray
+/// HEADERS is refused in [`Shared::route`]).
+pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
+    shared.flush(shared.lock());
+    // 64 KiB: several full DATA frames per read without holding much memory per connection.
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let res = rd.read(&mut buf);
         let mut st = shared.lock();
         match res {
-            Ok(0) => {
-                st.set_lost(ConnLost::Io("peer closed the connection".into()));
-            }
-            Ok(n) => {
-                if let Err(e) = st.conn.recv(&self.buf[..n], Instant::now()) {
-                    st.set_lost(ConnLost::Protocol(e.to_string()));
-                }
-            }
+            Ok(0) => st.set_lost(ConnLost::Io("peer closed the connection".into())),
+            Ok(n) => shared.recv(&mut st, &buf[..n], Instant::now()),
             Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::TimedOut
+                    || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => st.set_lost(ConnLost::Io(e.to_string())),
         }
-        route_events(shared, &mut st, dispatcher);
-        self.wake_at = dispatcher.tick(shared, &mut st, Instant::now());
-        let done = st.lost.is_some()
-            || st.conn.is_closed()
-            || (st.close_when_idle && st.streams.is_empty());
-        if done {
+        shared.route(&mut st);
+        if !shared.end_round(st) {
+            return;
+        }
+    }
+}
+
+impl Shared {
+    /// Feeds bytes read from the socket to the state machine (under the lock). A protocol
+    /// error marks the connection lost; the GOAWAY it caused waits in the output.
+    pub fn recv(&self, st: &mut State, bytes: &[u8], now: Instant) {
+        if st.lost.is_some() {
+            return;
+        }
+        if let Err(e) = st.conn.recv(bytes, now) {
+            st.set_lost(ConnLost::Protocol(e.to_string()));
+        }
+    }
+
+    /// Whether the connection is over: lost, closed by the protocol, or closing once idle and
+    /// idle now.
+    pub fn is_done(st: &State) -> bool {
+        st.lost.is_some() || st.conn.is_closed() || (st.close_when_idle && st.streams.is_empty())
+    }
+
+    /// Ends a round of input: writes the output, wakes the stream waiters counted off under the
+    /// lock (after releasing it) and runs the callbacks it collected. If the connection is over,
+    /// marks it lost, writes what output is left (a GOAWAY) and returns false.
+    pub fn end_round(&self, mut st: MutexGuard<'_, State>) -> bool {
+        let mut wakes = std::mem::take(&mut st.wakes);
+        if Self::is_done(&st) {
             if st.lost.is_none() {
                 st.set_lost(ConnLost::Closed);
             }
             // Best effort: a GOAWAY we queued still goes out.
             let out = st.conn.output().split();
-            dispatcher.closed(shared, &mut st);
-            std::mem::swap(&mut self.wakes, &mut st.wakes);
             drop(st);
-            for c in self.wakes.drain(..) {
+            for c in wakes.drain(..) {
                 c.wake();
             }
-            shared.stop_flusher();
+            self.stop_flusher();
             if !out.is_empty() {
-                if let Ok(mut w) = shared.writer.lock() {
-                    let _ = w.write_all(&out);
-                    let _ = w.flush();
-                }
+                let mut w = lock(&self.writer);
+                let _ = w.send(&out);
             }
-            dispatcher.unlocked();
-            run_deferred(shared);
+            run_deferred(self);
             return false;
         }
         let has_deferred = !st.deferred.is_empty();
-        std::mem::swap(&mut self.wakes, &mut st.wakes);
-        shared.flush(st);
-        for c in self.wakes.drain(..) {
+        self.flush(st);
+        for c in wakes.drain(..) {
             c.wake();
         }
-        dispatcher.unlocked();
         if has_deferred {
-            run_deferred(shared);
+            run_deferred(self);
         }
         true
     }
@@ -681,8 +830,16 @@ fn run_deferred(shared: &Shared) {
     }
 }
 
-/// Drains the state machine's events into the slots, waking whoever waits on them.
-fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispatcher) {
+impl Shared {
+    /// Drains the state machine's events into the stream slots, waking whoever waits on them
+    /// (after the lock is released, in [`end_round`](Self::end_round)), and records the
+    /// [`Change`]s the server's dispatch acts on.
+    pub fn route(&self, st: &mut State) {
+        route_events(st);
+    }
+}
+
+fn route_events(st: &mut State) {
     while let Some(ev) = st.conn.poll_event() {
         match ev {
             Event::Headers {
@@ -692,13 +849,20 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
             } => {
                 let known = st.streams.contains_key(&stream_id);
                 if !known {
-                    // A new stream from the peer (servers only: clients never see unknown ids,
-                    // the state machine rejects pushes).
+                    if !st.record_changes {
+                        // A client: servers open no streams (the state machine rejects pushes).
+                        st.conn.reset(stream_id, Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    // A new stream from the peer, for the server's dispatch.
                     let slot = st.streams.entry(stream_id).or_insert_with(StreamSlot::new);
                     slot.head = Some(headers);
                     slot.end = end_stream;
                     slot.attached = false;
-                    dispatcher.new_stream(shared, st, stream_id, end_stream);
+                    st.changes.push(Change::NewStream {
+                        id: stream_id,
+                        end_stream,
+                    });
                     continue;
                 }
                 let slot = st.streams.get_mut(&stream_id).expect("checked above");
@@ -712,7 +876,7 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     st.wakes.push(slot.cv.clone());
                 }
                 st.collect_finished(stream_id);
-                dispatcher.stream_changed(shared, st, stream_id);
+                st.changed(stream_id);
             }
             Event::Data {
                 stream_id,
@@ -734,13 +898,14 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                     st.wakes.push(slot.cv.clone());
                 }
                 st.collect_finished(stream_id);
-                dispatcher.stream_changed(shared, st, stream_id);
+                st.changed(stream_id);
             }
             Event::Reset {
                 stream_id,
                 reason,
                 remote,
             } => {
+                st.clear_outbox(stream_id);
                 if let Some(slot) = st.streams.get_mut(&stream_id) {
                     if slot.reset.is_none() {
                         slot.reset = Some(StreamError::Reset { reason, remote });
@@ -749,7 +914,7 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                         st.wakes.push(slot.cv.clone());
                     }
                     st.collect_finished(stream_id);
-                    dispatcher.stream_changed(shared, st, stream_id);
+                    st.changed(stream_id);
                 }
             }
             Event::GoAway {
@@ -775,16 +940,20 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
             }
             Event::SendCapacity { stream_id } => {
                 if stream_id == 0 {
+                    pump_all_outboxes(st);
                     st.wake_all_streams();
                 } else if let Some(slot) = st.streams.get(&stream_id) {
                     slot.cv.notify_all();
+                    pump_outbox(st, stream_id);
                 }
             }
             Event::RemoteSettings => {
+                pump_all_outboxes(st);
                 st.wake_all_streams();
                 st.conn_cv.notify_all();
             }
             Event::StreamClosed { stream_id } => {
+                st.clear_outbox(stream_id);
                 let remove = match st.streams.get_mut(&stream_id) {
                     Some(slot) => {
                         slot.closed = true;
@@ -796,7 +965,7 @@ fn route_events(shared: &Arc<Shared>, st: &mut State, dispatcher: &mut dyn Dispa
                 if remove {
                     drop_slot(st, stream_id);
                 }
-                dispatcher.stream_changed(shared, st, stream_id);
+                st.changed(stream_id);
                 st.conn_cv.notify_all();
             }
             Event::Refused { stream_id } => {
@@ -1039,7 +1208,21 @@ impl StreamHandle {
                 rest = &rest[n..];
             }
             if !rest.is_empty() {
-                // Not enough window for the message: send it the slow way, then the trailers.
+                let on_loop = self.shared.waker.is_some();
+                if on_loop {
+                    // Not enough window for the message: queue the rest and the trailers on
+                    // the stream; they leave as WINDOW_UPDATEs come, and the handler's thread
+                    // goes back to work now.
+                    let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
+                    slot.outbox.push_back(Bytes::copy_from_slice(rest));
+                    slot.outbox_trailers = Some(trailers.to_vec());
+                    slot.sent_head = true;
+                    slot.sent_end = true;
+                    st_ref.outbox_bytes += rest.len();
+                    self.shared.flush(st);
+                    return Ok(());
+                }
+                // A blocking transport: send it the slow way, then the trailers.
                 self.shared.flush(st);
                 self.send_data(rest, false, deadline)?;
                 return self.send_trailers_and_finish(self.shared.lock(), trailers);
@@ -1109,6 +1292,10 @@ impl StreamHandle {
         let mut st = self.shared.lock();
         let st_ref = &mut *st;
         Self::check(st_ref, self.id)?;
+        if st_ref.unwritten() > st_ref.budget {
+            // Over the output budget: the ordinary path waits for room.
+            return Ok(false);
+        }
         let sent = st_ref
             .conn
             .send_data_with(self.id, len, write)
@@ -1158,6 +1345,26 @@ impl StreamHandle {
             if timed_out {
                 return Err(StreamError::Timeout);
             }
+        }
+        if st.unwritten() > st.budget && st.lost.is_none() {
+            // The peer is not taking what we wrote: wait (on this stream only) until the
+            // output falls under the budget, so a producer cannot queue without bound.
+            self.shared.flush(st);
+            st = self.shared.lock();
+            while st.unwritten() > st.budget && st.lost.is_none() {
+                st.budget_waiters += 1;
+                if let Some(w) = &self.shared.waker {
+                    w.wake();
+                }
+                let (g, timed_out) = self.shared.wait(&self.cv, st, deadline);
+                st = g;
+                if timed_out {
+                    return Err(StreamError::Timeout);
+                }
+                Self::check(&st, self.id)?;
+            }
+            self.shared.flush(st);
+            return Ok(());
         }
         if later && !waited {
             self.shared.flush_later(st);
@@ -1304,8 +1511,11 @@ fn detach(st: &mut State, id: StreamId) -> bool {
     let (closed, done) = match st.streams.get_mut(&id) {
         Some(slot) => {
             slot.attached = false;
-            // Fully finished both ways, or already reset: nothing to cancel.
-            let done = slot.reset.is_some() || (slot.end && slot.sent_end);
+            // Fully finished both ways, already reset, or a whole response queued for the
+            // peer's window: nothing to cancel.
+            let done = slot.reset.is_some()
+                || (slot.end && slot.sent_end)
+                || slot.outbox_trailers.is_some();
             (slot.closed, done)
         }
         None => return false,

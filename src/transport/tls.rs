@@ -1,5 +1,7 @@
-//! TLS with rustls (ring provider): credentials, the blocking handshake, and the read and write
-//! halves that the [driver](super::driver) runs a connection on.
+//! TLS with rustls (ring provider): credentials, the client's blocking handshake and the read
+//! and write halves its reader thread and callers use, and what the server's I/O loop needs
+//! for its non-blocking handshake (errors in words, the peer's identity). The server drives
+//! rustls itself in `server::conn`.
 //!
 //! A rustls connection is one object, but the driver wants a read half (the reader thread) and a
 //! write half (any thread, serialised by the driver). Both halves share a [`TlsSession`]:
@@ -28,7 +30,7 @@ use rustls::{AlertDescription, CertificateError, RootCertStore};
 use super::driver::{lock, ReadHalf};
 
 /// The only application protocol spoken: HTTP/2 over TLS.
-const ALPN_H2: &[u8] = b"h2";
+pub(crate) const ALPN_H2: &[u8] = b"h2";
 
 /// How long a TLS handshake may take by default (a silent or confused peer fails after this).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -633,11 +635,7 @@ impl Read for TlsReader {
     }
 }
 
-impl ReadHalf for TlsReader {
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(d)
-    }
-}
+impl ReadHalf for TlsReader {}
 
 /// The write half of a TLS connection: seals under the session lock, writes holding only the
 /// socket's write lock.
@@ -686,11 +684,10 @@ impl Write for TlsWriter {
 pub(crate) struct Established {
     pub reader: TlsReader,
     pub writer: TlsWriter,
-    pub auth: AuthContext,
 }
 
 /// What the first bytes of a non-TLS peer look like, for the error message.
-fn looks_like(first: &[u8]) -> &'static str {
+pub(crate) fn looks_like(first: &[u8]) -> &'static str {
     if first.starts_with(b"PRI * HTTP/2") {
         "a plaintext HTTP/2 connection preface (a client without TLS?)"
     } else if first.iter().take_while(|b| b.is_ascii_uppercase()).count() >= 3
@@ -771,7 +768,6 @@ fn handshake(
     }
     // Sealed writes go straight out: the driver bounds what it hands us.
     conn.set_buffer_limit(None);
-    let auth = AuthContext::from_conn(&conn);
     let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
         (Ok(r), Ok(w)) => (r, w),
         (Err(e), _) | (_, Err(e)) => return Err(HandshakeError::Io(e.to_string())),
@@ -796,32 +792,7 @@ fn handshake(
             session,
             scratch: Vec::new(),
         },
-        auth,
     })
-}
-
-/// The server side of the handshake. A peer whose first byte is not a TLS handshake record
-/// fails at once with [`HandshakeError::NotTls`].
-pub(crate) fn accept(
-    config: &Arc<rustls::ServerConfig>,
-    sock: &TcpStream,
-    timeout: Duration,
-) -> Result<Established, HandshakeError> {
-    let _ = sock.set_read_timeout(Some(timeout));
-    let mut first = [0u8; 512];
-    let n = match (&*sock).read(&mut first) {
-        Ok(0) => return Err(HandshakeError::PeerClosed { peer_is: "client" }),
-        Ok(n) => n,
-        Err(e) => return Err(map_io(e, "client", timeout)),
-    };
-    if first[0] != 0x16 {
-        return Err(HandshakeError::NotTls {
-            looks_like: looks_like(&first[..n]),
-        });
-    }
-    let conn = rustls::ServerConnection::new(config.clone())
-        .map_err(|e| HandshakeError::Tls(describe(&e)))?;
-    handshake(conn.into(), sock, &first[..n], timeout)
 }
 
 /// The client side of the handshake, checking the server's certificate against `name`.
@@ -882,11 +853,7 @@ impl<R: Read> Read for PlainClientReader<R> {
     }
 }
 
-impl<R: ReadHalf> ReadHalf for PlainClientReader<R> {
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(d)
-    }
-}
+impl<R: ReadHalf> ReadHalf for PlainClientReader<R> {}
 
 /// One entry of a certificate's subject alternative name extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -983,7 +950,7 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
-    fn from_conn(conn: &rustls::Connection) -> AuthContext {
+    pub(crate) fn from_conn(conn: &rustls::Connection) -> AuthContext {
         let protocol = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
