@@ -1761,6 +1761,510 @@ fn connection_is_send() {
     assert_send::<Connection>();
 }
 
+// ----- RFC 9113 rules, one scripted test each ------------------------------------------------
+//
+// Late frames on reset and half-closed streams (§5.1, §6.1) and their flow-control accounting
+// (§6.9), content-length (§8.1.1), window limits (§6.9.1, §6.9.2), PRIORITY (§5.1, §6.3) and
+// the empty-frame flood.
+
+/// A server under test whose connection receive window is the RFC's initial 65 535 octets, so
+/// that a few frames exhaust it.
+fn small_window_server() -> Peer {
+    Peer::server_with(Config {
+        connection_window_size: 65_535,
+        ..Config::default()
+    })
+}
+
+/// Plays a well-behaved peer that keeps sending DATA on `id`, a stream the connection no
+/// longer accepts DATA on, four connection windows' worth in all, sending only what its view
+/// of the connection window allows. Each frame must be counted against the connection window
+/// and given back with WINDOW_UPDATE on stream 0 (RFC 9113 §6.9), or the peer stalls. Returns
+/// the RST_STREAMs the connection sent meanwhile.
+fn late_data_on(p: &mut Peer, id: u32) -> Vec<(u32, Reason)> {
+    const FRAME: usize = 16_000;
+    let start = p.conn.connection_recv_window();
+    let mut peer_view = start;
+    let mut resets = Vec::new();
+    for i in 0..16 {
+        assert!(
+            peer_view >= FRAME as i64,
+            "connection window leaked: the peer may send {peer_view} after {i} frames"
+        );
+        let before = p.conn.connection_recv_window();
+        p.send(&data(id, &[9; FRAME], false)).unwrap();
+        peer_view -= FRAME as i64;
+        let frames = p.take_frames();
+        let granted: i64 = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::WindowUpdate(w) if w.stream_id == 0 => Some(i64::from(w.increment)),
+                _ => None,
+            })
+            .sum();
+        // Counted against the window, whatever became of the frame.
+        assert_eq!(
+            p.conn.connection_recv_window(),
+            before - FRAME as i64 + granted
+        );
+        peer_view += granted;
+        resets.extend(rsts(&frames));
+    }
+    assert_eq!(p.conn.connection_recv_window(), peer_view);
+    assert!(peer_view >= start - FRAME as i64 * 2, "{peer_view}");
+    resets
+}
+
+#[test]
+fn data_after_our_reset_is_ignored_and_its_connection_window_comes_back() {
+    let mut p = small_window_server();
+    p.open(1, false);
+    p.conn.reset(1, Reason::CANCEL);
+    assert_eq!(rsts(&p.take_frames()), vec![(1, Reason::CANCEL)]);
+    p.drain_events();
+    // §5.1: frames the peer sent before it saw our RST_STREAM are ignored, not answered.
+    assert_eq!(late_data_on(&mut p, 1), vec![]);
+    assert!(p.drain_events().is_empty());
+    p.open(3, true);
+}
+
+#[test]
+fn data_after_peer_reset_is_stream_closed_once_and_its_connection_window_comes_back() {
+    let mut p = small_window_server();
+    p.open(1, false);
+    p.send(&rst(1, Reason::CANCEL)).unwrap();
+    p.drain_events();
+    // §5.1: any frame but PRIORITY after the peer's RST_STREAM is a STREAM_CLOSED stream
+    // error; once we have answered with RST_STREAM, later frames are in flight and ignored.
+    assert_eq!(late_data_on(&mut p, 1), vec![(1, Reason::STREAM_CLOSED)]);
+    assert!(p.drain_events().is_empty());
+    p.open(3, true);
+}
+
+#[test]
+fn data_on_half_closed_remote_is_stream_closed_once_and_its_connection_window_comes_back() {
+    let mut p = small_window_server();
+    p.open(1, true);
+    // §5.1 half-closed (remote), §6.1: DATA after END_STREAM is a STREAM_CLOSED stream error.
+    assert_eq!(late_data_on(&mut p, 1), vec![(1, Reason::STREAM_CLOSED)]);
+    assert_eq!(
+        p.drain_events(),
+        vec![
+            Event::Reset {
+                stream_id: 1,
+                reason: Reason::STREAM_CLOSED,
+                remote: false
+            },
+            Event::StreamClosed { stream_id: 1 }
+        ]
+    );
+    assert_eq!(
+        p.conn.send_headers(1, &response(), true),
+        Err(SendError::Closed)
+    );
+    p.open(3, true);
+}
+
+#[test]
+fn data_on_half_closed_remote_returns_its_unreleased_data_too() {
+    let mut p = small_window_server();
+    p.open(1, false);
+    p.send(&cat(&[
+        data(1, &[1; 15_000], false),
+        data(1, &[1; 15_000], true),
+    ]))
+    .unwrap();
+    p.drain_events();
+    // 30 000 octets are owed to the application (not released), 15 000 more arrive late.
+    p.send(&data(1, &[2; 15_000], false)).unwrap();
+    let frames = p.take_frames();
+    assert_eq!(rsts(&frames), vec![(1, Reason::STREAM_CLOSED)]);
+    // Both are given back: the late frame at once, the unreleased octets with the stream.
+    assert!(frames.iter().any(|f| matches!(f,
+        Frame::WindowUpdate(w) if w.stream_id == 0 && w.increment == 45_000)));
+    assert_eq!(p.conn.connection_recv_window(), 65_535);
+    // Releasing the old octets now changes nothing.
+    p.conn.release_capacity(1, 30_000);
+    assert_eq!(p.conn.connection_recv_window(), 65_535);
+    p.expect_quiet();
+}
+
+#[test]
+fn window_update_after_peer_reset_is_stream_closed_but_priority_and_rst_are_not() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.send(&rst(1, Reason::CANCEL)).unwrap();
+    p.drain_events();
+    // PRIORITY is allowed on a closed stream; RST_STREAM is never answered with RST_STREAM
+    // (§5.4.2), so a second one is ignored.
+    p.send(&cat(&[priority(1, 0), rst(1, Reason::CANCEL)]))
+        .unwrap();
+    p.expect_quiet();
+    // Anything else after the peer's RST_STREAM is a STREAM_CLOSED stream error (§5.1)...
+    p.send(&window_update(1, 100)).unwrap();
+    p.expect_rst(1, Reason::STREAM_CLOSED);
+    // ... answered once: what follows was in flight when our RST_STREAM left.
+    p.send(&window_update(1, 100)).unwrap();
+    p.expect_quiet();
+    assert!(p.drain_events().is_empty());
+    p.open(3, true);
+}
+
+#[test]
+fn client_data_after_server_reset_is_stream_closed() {
+    let mut p = Peer::client();
+    let id = p.conn.open_stream(&request(), false).unwrap();
+    let f = p.headers(id, &response(), false);
+    p.send(&f).unwrap();
+    p.send(&rst(id, Reason::INTERNAL_ERROR)).unwrap();
+    p.take_frames();
+    assert_eq!(
+        p.drain_events()[1..],
+        [
+            Event::Reset {
+                stream_id: id,
+                reason: Reason::INTERNAL_ERROR,
+                remote: true
+            },
+            Event::StreamClosed { stream_id: id }
+        ]
+    );
+    p.send(&data(id, b"late", false)).unwrap();
+    p.expect_rst(id, Reason::STREAM_CLOSED);
+    p.send(&data(id, b"later", false)).unwrap();
+    p.expect_quiet();
+    assert!(p.drain_events().is_empty());
+}
+
+#[test]
+fn client_data_on_half_closed_remote_is_stream_closed() {
+    let mut p = Peer::client();
+    // The request body is still going out when a trailers-only response ends the server's
+    // side: the stream is half-closed (remote) at the client.
+    let id = p.conn.open_stream(&request(), false).unwrap();
+    let f = p.headers(id, &hs(&[(":status", "200"), ("grpc-status", "0")]), true);
+    p.send(&f).unwrap();
+    p.drain_events();
+    assert_eq!(p.conn.stream_state(id), Some(State::HalfClosedRemote));
+    let before = p.conn.connection_recv_window();
+    p.send(&data(id, b"late", false)).unwrap();
+    p.expect_rst(id, Reason::STREAM_CLOSED);
+    assert_eq!(p.conn.connection_recv_window(), before - 4);
+    assert_eq!(
+        p.drain_events(),
+        vec![
+            Event::Reset {
+                stream_id: id,
+                reason: Reason::STREAM_CLOSED,
+                remote: false
+            },
+            Event::StreamClosed { stream_id: id }
+        ]
+    );
+}
+
+/// Opens `id` with a request declaring `content-length: len` and no END_STREAM.
+fn open_with_content_length(p: &mut Peer, id: u32, len: &str) {
+    let mut req = request();
+    req.push(Header::new(
+        &b"content-length"[..],
+        Bytes::copy_from_slice(len.as_bytes()),
+    ));
+    let f = p.headers(id, &req, false);
+    p.send(&f).unwrap();
+    assert!(matches!(
+        &p.drain_events()[..],
+        [Event::Headers { stream_id, .. }] if *stream_id == id
+    ));
+}
+
+fn protocol_error_reset(id: u32) -> Vec<Event> {
+    vec![
+        Event::Reset {
+            stream_id: id,
+            reason: Reason::PROTOCOL_ERROR,
+            remote: false,
+        },
+        Event::StreamClosed { stream_id: id },
+    ]
+}
+
+#[test]
+fn data_beyond_content_length_is_stream_protocol_error_before_end_stream() {
+    let mut p = Peer::server();
+    open_with_content_length(&mut p, 1, "3");
+    p.send(&data(1, b"ab", false)).unwrap();
+    p.expect_quiet();
+    assert_eq!(p.drain_events().len(), 1);
+    // §8.1.1: one octet too many is malformed at once, END_STREAM or not.
+    let before = p.conn.connection_recv_window();
+    p.send(&data(1, b"cd", false)).unwrap();
+    p.expect_rst(1, Reason::PROTOCOL_ERROR);
+    assert_eq!(p.drain_events(), protocol_error_reset(1));
+    assert_eq!(p.conn.connection_recv_window(), before - 2);
+    p.assert_alive();
+}
+
+#[test]
+fn end_stream_short_of_content_length_is_stream_protocol_error() {
+    let mut p = Peer::server();
+    for (id, last) in [(1, &b""[..]), (3, b"c")] {
+        open_with_content_length(&mut p, id, "5");
+        p.send(&data(id, b"ab", false)).unwrap();
+        p.drain_events();
+        p.send(&data(id, last, true)).unwrap();
+        p.expect_rst(id, Reason::PROTOCOL_ERROR);
+        assert_eq!(p.drain_events(), protocol_error_reset(id));
+    }
+    // Ending with trailers instead of DATA.
+    open_with_content_length(&mut p, 5, "5");
+    p.send(&data(5, b"abcd", false)).unwrap();
+    p.drain_events();
+    let f = p.headers(5, &trailers(), true);
+    p.send(&f).unwrap();
+    p.expect_rst(5, Reason::PROTOCOL_ERROR);
+    assert_eq!(p.drain_events(), protocol_error_reset(5));
+    p.assert_alive();
+}
+
+#[test]
+fn content_length_counts_payload_not_padding() {
+    let mut p = Peer::server();
+    open_with_content_length(&mut p, 1, "5");
+    p.send(&cat(&[
+        data_padded(1, b"abc", 40, false),
+        data_padded(1, b"de", 7, true),
+    ]))
+    .unwrap();
+    p.expect_quiet();
+    let ev = p.drain_events();
+    assert!(matches!(
+        &ev[..],
+        [
+            Event::Data {
+                end_stream: false,
+                ..
+            },
+            Event::Data {
+                end_stream: true,
+                ..
+            }
+        ]
+    ));
+}
+
+#[test]
+fn client_response_content_length_mismatch_is_stream_protocol_error() {
+    let mut p = Peer::client();
+    for (len, body) in [("2", &b"abc"[..]), ("4", b"ab")] {
+        let id = p.conn.open_stream(&request(), true).unwrap();
+        let f = p.headers(
+            id,
+            &hs(&[(":status", "200"), ("content-length", len)]),
+            false,
+        );
+        p.send(&f).unwrap();
+        p.drain_events();
+        p.send(&data(id, body, true)).unwrap();
+        p.expect_rst(id, Reason::PROTOCOL_ERROR);
+        assert_eq!(p.drain_events(), protocol_error_reset(id));
+    }
+}
+
+#[test]
+fn stream_window_may_reach_max_but_not_pass_it() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.open(3, false);
+    p.send(&window_update(1, MAX_STREAM_ID - 65_535)).unwrap();
+    p.expect_quiet();
+    assert_eq!(p.drain_events(), vec![Event::SendCapacity { stream_id: 1 }]);
+    // §6.9.1: past 2^31 - 1 the stream is reset with FLOW_CONTROL_ERROR, the rest lives on.
+    p.send(&window_update(1, 1)).unwrap();
+    p.expect_rst(1, Reason::FLOW_CONTROL_ERROR);
+    assert_eq!(
+        p.drain_events(),
+        vec![
+            Event::Reset {
+                stream_id: 1,
+                reason: Reason::FLOW_CONTROL_ERROR,
+                remote: false
+            },
+            Event::StreamClosed { stream_id: 1 }
+        ]
+    );
+    p.conn.send_headers(3, &response(), true).unwrap();
+    // On stream 0 it is a connection error.
+    p.send(&window_update(0, MAX_STREAM_ID - 65_535)).unwrap();
+    let _ = p.send(&window_update(0, 1));
+    p.expect_goaway(Reason::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn client_stream_window_pushed_past_max_is_stream_flow_control_error() {
+    let mut p = Peer::client();
+    let id = p.conn.open_stream(&request(), false).unwrap();
+    p.send(&window_update(id, MAX_STREAM_ID)).unwrap();
+    p.expect_rst(id, Reason::FLOW_CONTROL_ERROR);
+    p.assert_alive();
+}
+
+#[test]
+fn window_update_on_half_closed_local_stream_is_not_checked_against_a_stale_window() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.send(&window_update(1, MAX_STREAM_ID - 65_535)).unwrap();
+    // Our side is done: the send window is no longer active (§6.9.2), so a SETTINGS change
+    // no longer moves it...
+    p.conn.send_headers(1, &response(), true).unwrap();
+    p.send(&settings(Settings {
+        initial_window_size: Some(0),
+        ..Settings::default()
+    }))
+    .unwrap();
+    p.take_frames();
+    p.drain_events();
+    // ... while a peer that still adjusts it may top it up to 2^31 - 1 again: not an error.
+    p.send(&window_update(1, 65_535)).unwrap();
+    p.expect_quiet();
+    assert!(p.drain_events().is_empty());
+    assert_eq!(p.conn.stream_state(1), Some(State::HalfClosedLocal));
+    p.send(&data(1, b"rest", true)).unwrap();
+    assert!(matches!(
+        &p.drain_events()[..],
+        [Event::Data { .. }, Event::StreamClosed { stream_id: 1 }]
+    ));
+}
+
+#[test]
+fn lowered_initial_window_makes_the_send_window_negative_until_window_updates_lift_it() {
+    let mut p = Peer::server();
+    // A large connection window, so that only the stream window limits.
+    p.send(&window_update(0, 1 << 20)).unwrap();
+    p.open(1, false);
+    p.conn.send_headers(1, &response(), false).unwrap();
+    assert_eq!(p.conn.send_data(1, &[0; 70_000], false), Ok(65_535));
+    assert_eq!(p.conn.send_capacity(1), 0);
+    let conn_capacity = p.conn.connection_send_capacity();
+    p.take_frames();
+    p.drain_events();
+    // §6.9.2: 65 535 → 16 384 with the whole window in flight: -49 151.
+    p.send(&settings(Settings {
+        initial_window_size: Some(16_384),
+        ..Settings::default()
+    }))
+    .unwrap();
+    assert!(matches!(&p.take_frames()[..], [Frame::Settings(a)] if a.ack));
+    assert_eq!(p.drain_events(), vec![Event::RemoteSettings]);
+    assert_eq!(p.conn.send_capacity(1), 0);
+    // The connection window is not touched by SETTINGS.
+    assert_eq!(p.conn.connection_send_capacity(), conn_capacity);
+    // Still at or below zero: no capacity, and no SendCapacity event to wake a sender for
+    // nothing.
+    p.send(&window_update(1, 49_151)).unwrap();
+    assert_eq!(p.conn.send_capacity(1), 0);
+    assert_eq!(p.conn.send_data(1, b"x", false), Ok(0));
+    assert!(p.drain_events().is_empty());
+    // Above zero: exactly the positive part.
+    p.send(&window_update(1, 1000)).unwrap();
+    assert_eq!(p.drain_events(), vec![Event::SendCapacity { stream_id: 1 }]);
+    assert_eq!(p.conn.send_capacity(1), 1000);
+    assert_eq!(p.conn.send_data(1, &[7; 1500], false), Ok(1000));
+    assert_eq!(p.conn.send_capacity(1), 0);
+    let frames = p.take_frames();
+    assert!(matches!(&frames[..], [Frame::Data(d)] if d.payload.len() == 1000));
+    // From a negative window even a 2^31 - 1 increment is no overflow.
+    p.send(&settings(Settings {
+        initial_window_size: Some(0),
+        ..Settings::default()
+    }))
+    .unwrap();
+    p.send(&window_update(1, MAX_STREAM_ID)).unwrap();
+    assert_eq!(
+        p.conn.send_capacity(1),
+        conn_capacity - 1000 // the connection window now limits
+    );
+    p.assert_alive();
+}
+
+#[test]
+fn initial_window_increase_past_max_on_half_closed_remote_stream_is_flow_control_error() {
+    let mut p = Peer::server();
+    p.open(1, true);
+    p.send(&window_update(1, MAX_STREAM_ID - 65_535)).unwrap();
+    let _ = p.send(&settings(Settings {
+        initial_window_size: Some(65_536),
+        ..Settings::default()
+    }));
+    p.expect_goaway(Reason::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn priority_on_half_closed_remote_stream_is_accepted_and_the_response_goes_out() {
+    let mut p = Peer::server();
+    p.open(1, true);
+    p.send(&cat(&[priority(1, 0), priority(1, 7)])).unwrap();
+    p.expect_quiet();
+    assert!(p.drain_events().is_empty());
+    assert_eq!(p.conn.stream_state(1), Some(State::HalfClosedRemote));
+    p.conn.send_headers(1, &response(), false).unwrap();
+    p.send(&priority(1, 0)).unwrap();
+    assert_eq!(p.conn.send_data(1, b"hello", false), Ok(5));
+    p.send(&priority(1, 0)).unwrap();
+    p.conn.send_trailers(1, &trailers()).unwrap();
+    let frames = p.take_frames();
+    match &frames[..] {
+        [Frame::Headers(h), Frame::Data(d), Frame::Headers(t)] => {
+            assert!(h.stream_id == 1 && !h.end_stream);
+            assert!(d.stream_id == 1 && &d.payload[..] == b"hello" && !d.end_stream);
+            assert!(t.stream_id == 1 && t.end_stream);
+            let (h, t) = (h.fragment.clone(), t.fragment.clone());
+            assert_eq!(p.decode_block(&h), response());
+            assert_eq!(p.decode_block(&t), trailers());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.drain_events(), vec![Event::StreamClosed { stream_id: 1 }]);
+    // And on the closed stream.
+    p.send(&priority(1, 0)).unwrap();
+    p.expect_quiet();
+}
+
+#[test]
+fn priority_on_idle_stream_neither_opens_it_nor_errs() {
+    let mut p = Peer::server();
+    p.send(&priority(5, 0)).unwrap();
+    p.expect_quiet();
+    assert!(p.drain_events().is_empty());
+    assert_eq!(p.conn.stream_state(5), None);
+    assert_eq!(p.conn.last_stream_id(), 0);
+    assert_eq!(p.conn.open_streams(), 0);
+    // Nothing was opened: 3, below 5, may still open (were 5 open, 3 would be closed), and
+    // then 5 itself.
+    p.open(3, true);
+    p.open(5, true);
+    // Client side: PRIORITY from the server on an idle (even or odd) id is ignored too.
+    let mut c = Peer::client();
+    c.send(&cat(&[priority(1, 0), priority(2, 0)])).unwrap();
+    c.expect_quiet();
+    assert_eq!(c.conn.open_stream(&request(), true), Ok(1));
+}
+
+#[test]
+fn empty_end_stream_data_flood_on_a_reset_stream_is_enhance_your_calm() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.conn.reset(1, Reason::CANCEL);
+    p.take_frames();
+    // Ignored as in flight (§5.1), but still empty frames: they count like any other.
+    let mut flood = BytesMut::new();
+    for _ in 0..=Config::default().max_empty_frames {
+        flood.extend_from_slice(&data(1, &[], true));
+    }
+    let _ = p.send(&flood);
+    p.expect_goaway(Reason::ENHANCE_YOUR_CALM);
+}
+
 // ----- client/server pairs over in-memory pipes ----------------------------------------------
 
 fn unary_round_trip(byte_by_byte: bool) {

@@ -168,7 +168,9 @@ pub enum Event {
         stream_id: StreamId,
     },
     /// Send capacity grew: on `stream_id`, or on every stream when `stream_id` is 0 (a
-    /// connection WINDOW_UPDATE or a larger SETTINGS_INITIAL_WINDOW_SIZE).
+    /// connection WINDOW_UPDATE or a larger SETTINGS_INITIAL_WINDOW_SIZE). A stream
+    /// WINDOW_UPDATE that leaves its window at or below zero (after a smaller
+    /// SETTINGS_INITIAL_WINDOW_SIZE) produces none.
     SendCapacity {
         /// The stream, or 0 for all.
         stream_id: StreamId,
@@ -865,8 +867,14 @@ impl Connection {
         match lookup {
             Lookup::Active => {}
             Lookup::Closed(Cause::LocalReset(_)) => {
-                // Frames in flight when we reset the stream: ignore them (RFC 9113 §5.1).
+                // Frames in flight when we reset the stream: ignore them (RFC 9113 §5.1),
+                // but they still count against the connection window (§6.9), returned here.
                 self.release_connection(flow);
+                // An empty one ends nothing here even with END_STREAM: it is an empty frame
+                // like any other, or a flood of them would cost the peer nothing.
+                if f.payload.is_empty() && f.end_stream {
+                    self.empty_frame()?;
+                }
                 return Ok(());
             }
             _ => {
@@ -1389,6 +1397,12 @@ impl Connection {
                 let Some(s) = self.streams.get_mut(&id) else {
                     return Ok(());
                 };
+                // Once we have ended our side the send window is no longer active: SETTINGS
+                // no longer move it (§6.9.2), so it is stale and not checked against 2^31-1.
+                if !s.state.can_send() {
+                    return Ok(());
+                }
+                let before = s.send_window.available();
                 if s.send_window.increase(f.increment).is_err() {
                     return Err(stream_err(
                         id,
@@ -1396,11 +1410,20 @@ impl Connection {
                         "WINDOW_UPDATE pushes the stream window past 2^31-1",
                     ));
                 }
-                if s.state.can_send() {
+                // A window still at or below zero (after a lowered
+                // SETTINGS_INITIAL_WINDOW_SIZE, §6.9.2) gives nothing to send yet.
+                if s.send_window.available() > before {
                     self.events.push_back(Event::SendCapacity { stream_id: id });
                 }
                 Ok(())
             }
+            // After the peer's RST_STREAM only PRIORITY may follow (RFC 9113 §5.1).
+            Lookup::Closed(Cause::RemoteReset(_)) => Err(stream_err(
+                id,
+                Reason::STREAM_CLOSED,
+                "WINDOW_UPDATE after the peer's RST_STREAM",
+            )),
+            // Closed by END_STREAM or by our RST_STREAM: the peer may not have seen it yet.
             Lookup::Closed(_) | Lookup::Forgotten => Ok(()),
         }
     }

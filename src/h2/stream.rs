@@ -63,7 +63,8 @@ pub enum Cause {
     ///
     /// [RFC 9113 §5.1]: https://www.rfc-editor.org/rfc/rfc9113#section-5.1
     LocalReset(Reason),
-    /// The peer sent RST_STREAM. Any later frame but PRIORITY is a stream error STREAM_CLOSED.
+    /// The peer sent RST_STREAM. Any later frame but PRIORITY is a stream error STREAM_CLOSED,
+    /// except another RST_STREAM, which is ignored (never answered with one, RFC 9113 §5.4.2).
     RemoteReset(Reason),
 }
 
