@@ -8,7 +8,8 @@
 //!   ways, deadlines, status codes and details, futures, 4 MiB messages, 100 concurrent calls
 //!   from 8 threads on one channel).
 //!
-//! grpcio comes from `GRPC_SYNC_PYTHON`, which `scripts/test.sh` provisions.
+//! grpcio comes from `GRPC_SYNC_PYTHON`, else from `target/pyenv`, which the first test to need
+//! it provisions (`tests/support/provision.rs`).
 
 #[path = "../examples/common/mod.rs"]
 mod common;

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PY=${PYTHON:-${GRPC_SYNC_PYTHON:-target/pyenv/bin/python}}
-[ -x "$PY" ] || PY=$(command -v "$PY") || { echo "error: no Python with grpcio at $PY (set PYTHON)" >&2; exit 1; }
+[ -x "$PY" ] || PY=$(command -v "$PY") || { echo "error: no Python with grpcio at $PY (set PYTHON, or run \`cargo test --test python_selftest\` once to provision target/pyenv)" >&2; exit 1; }
 GEN=target/python-gen
 "$PY" tests/python/gen.py "$GEN" helloworld.proto route_guide.proto calculator.proto format_data.proto
 

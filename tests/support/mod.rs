@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod provision;
 pub mod python;

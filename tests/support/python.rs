@@ -1,7 +1,8 @@
 //! Runs the Python grpcio side of the interop tests: `tests/python/{gen,servers,clients}.py`.
 //!
-//! The interpreter comes from `GRPC_SYNC_PYTHON`, which `scripts/test.sh` sets after installing
-//! `tests/python/requirements.txt` into `target/pyenv`. The `.proto` files are read from the
+//! The interpreter is [`python()`]: `GRPC_SYNC_PYTHON` if set, else a virtualenv in
+//! `target/pyenv` with `tests/python/requirements.txt` installed, which the first test to need
+//! it provisions (`tests/support/provision.rs`). The `.proto` files are read from the
 //! repository's `proto/` (or `GRPC_SYNC_PROTO_DIR`) and compiled once per test binary into
 //! `target/python-gen`.
 //!
@@ -14,15 +15,17 @@
 //! out.assert_success("grpcio client against grpcio server");
 //! ```
 
-use std::ffi::{OsStr, OsString};
-use std::fmt;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use super::provision::{python, repo_root, Output};
+use super::provision::{run_with_deadline, target_dir};
 
 /// How long a Python server may take to print its `PORT <n>` line.
 pub const PORT_DEADLINE: Duration = Duration::from_secs(30);
@@ -43,15 +46,6 @@ pub const INTEROP_PROTOS: [&str; 6] = [
     "grpc/testing/messages.proto",
 ];
 
-/// The message a test fails with when the interpreter is not configured.
-pub const MISSING_PYTHON: &str = "GRPC_SYNC_PYTHON is not set: run `bash scripts/test.sh`, \
-     which installs grpcio into target/pyenv";
-
-/// The repository root (where `Cargo.toml`, `proto/` and `tests/` are).
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The folder holding `gen.py`, `servers.py` and `clients.py`.
 pub fn scripts_dir() -> PathBuf {
     repo_root().join("tests").join("python")
@@ -71,54 +65,6 @@ pub fn route_guide_db() -> PathBuf {
         .join("tests")
         .join("data")
         .join("route_guide_db.json")
-}
-
-/// The target directory: `CARGO_TARGET_DIR` if set, else `<repo>/target`.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                dir
-            } else {
-                repo_root().join(dir)
-            }
-        }
-        _ => repo_root().join("target"),
-    }
-}
-
-/// Resolves the interpreter from the value of `GRPC_SYNC_PYTHON` (split out so that the
-/// error message itself can be tested).
-///
-/// # Errors
-///
-/// [`MISSING_PYTHON`] when unset or empty; a message naming the path when it does not exist.
-pub fn interpreter_from(value: Option<OsString>) -> Result<PathBuf, String> {
-    match value {
-        Some(path) if !path.is_empty() => {
-            let path = PathBuf::from(path);
-            if path.exists() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "GRPC_SYNC_PYTHON={} does not exist: run `bash scripts/test.sh`, \
-                     which installs grpcio into target/pyenv",
-                    path.display()
-                ))
-            }
-        }
-        _ => Err(MISSING_PYTHON.to_string()),
-    }
-}
-
-/// The Python interpreter with grpcio installed.
-///
-/// # Panics
-///
-/// If `GRPC_SYNC_PYTHON` is unset or names a missing file, with a message saying how to fix it.
-pub fn python() -> PathBuf {
-    interpreter_from(std::env::var_os("GRPC_SYNC_PYTHON")).unwrap_or_else(|msg| panic!("{msg}"))
 }
 
 /// A `Command` running one of the scripts with the interop interpreter.
@@ -157,19 +103,6 @@ pub fn gen_dir() -> &'static Path {
     })
 }
 
-/// What a finished (or killed) Python process printed.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// True if the process exited with status 0 before its deadline.
-    pub success: bool,
-    /// True if the deadline passed and the process was killed.
-    pub timed_out: bool,
-    /// Everything written to stdout (the `ok …` / `FAIL …` lines of `clients.py`).
-    pub stdout: String,
-    /// Everything written to stderr.
-    pub stderr: String,
-}
-
 impl Output {
     /// The `FAIL …` lines of a `clients.py` run.
     pub fn failures(&self) -> Vec<&str> {
@@ -177,68 +110,6 @@ impl Output {
             .lines()
             .filter(|line| line.starts_with("FAIL "))
             .collect()
-    }
-
-    /// Panics with the whole output unless the process succeeded.
-    pub fn assert_success(&self, what: &str) {
-        assert!(self.success, "{what} failed\n{self}");
-    }
-}
-
-impl fmt::Display for Output {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.timed_out {
-            writeln!(f, "(killed at its deadline)")?;
-        }
-        writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
-        write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
-    }
-}
-
-/// Reads a pipe to its end on a thread, then reports on `done`; the thread returns the bytes.
-fn drain<R: Read + Send + 'static>(
-    mut pipe: R,
-    done: mpsc::Sender<()>,
-) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        let _ = done.send(());
-        buf
-    })
-}
-
-/// Runs `cmd` to completion, killing it if it outlives `deadline`. The end of both output pipes
-/// is the event waited on: it comes when the process exits (or is killed).
-fn run_with_deadline(mut cmd: Command, deadline: Duration, what: &str) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
-    let (done_tx, done_rx) = mpsc::channel();
-    let stdout = drain(child.stdout.take().expect("piped stdout"), done_tx.clone());
-    let stderr = drain(child.stderr.take().expect("piped stderr"), done_tx);
-
-    let start = Instant::now();
-    let mut timed_out = false;
-    for _ in 0..2 {
-        let left = deadline.saturating_sub(start.elapsed());
-        if done_rx.recv_timeout(left).is_err() {
-            timed_out = true;
-            let _ = child.kill();
-            break;
-        }
-    }
-    let status = child.wait();
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    Output {
-        success: !timed_out && status.is_ok_and(|s| s.success()),
-        timed_out,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
 
