@@ -47,6 +47,8 @@ impl Streamer for Stream {
 }
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let flags = Flags::from_env();
     if flags.get("help").is_some() || !flags.positional.is_empty() {
         common::bench::die(

@@ -10,6 +10,8 @@ use common::compute::ComputeService;
 use common::pb::compute::compute_server::ComputeServer;
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
     // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.

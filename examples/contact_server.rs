@@ -12,6 +12,8 @@ use common::contact::ContactService;
 use common::pb::contact::contact_server::ContactServer;
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
     // A new batch of tasks 40 s after the queue runs dry, as in the seed.
     let service = ContactService::new(Duration::from_secs(40), 2020);

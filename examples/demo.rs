@@ -31,6 +31,8 @@ const TIME_LIMIT: Duration = Duration::from_secs(120);
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     watchdog();
     match run() {
         Ok(true) => ExitCode::SUCCESS,

@@ -10,6 +10,8 @@ use common::format_data::FormatData;
 use common::pb::format_data::format_data_server::FormatDataServer;
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
 
     // A server with a pool of 10 worker threads and the service registered, like

@@ -10,6 +10,8 @@ use common::helloworld::Greeter;
 use common::pb::helloworld::greeter_server::GreeterServer;
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
 
     // A server with a pool of 10 worker threads and the service registered, like

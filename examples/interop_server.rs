@@ -10,6 +10,8 @@ use grpc_sync::Server;
 use common::interop::ServerArgs;
 
 fn main() {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let program = std::env::args()
         .next()
         .unwrap_or_else(|| "interop_server".into());

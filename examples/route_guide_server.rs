@@ -13,6 +13,8 @@ use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use common::route_guide::{load_db, RouteGuideService};
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
     let db = load_db()?;
     println!("loaded {} features", db.len());

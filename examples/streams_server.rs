@@ -12,6 +12,8 @@ use common::pb::streams::demo_server::DemoServer;
 use common::streams::DemoService;
 
 fn main() -> Result<(), common::BoxError> {
+    // One descriptor per connection: lift the soft open-files limit (Go does the same).
+    common::raise_fd_limit();
     let args = common::Args::parse();
     // One streamed message a second, as in the seed.
     let service = DemoService::new(Duration::from_secs(1));

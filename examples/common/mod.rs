@@ -232,6 +232,27 @@ fn usage(program: &str) -> String {
     )
 }
 
+/// Raises this process's soft limit on open files (`RLIMIT_NOFILE`) to its hard limit, as Go's
+/// runtime does at start: a server holds one descriptor per connection, and the usual soft limit
+/// (often 1024) would refuse connections long before memory or threads run out.
+///
+/// Silently does nothing where that is not allowed or the hard limit is unlimited (which the
+/// kernel would refuse as a soft limit); compiles to nothing off Unix.
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let mut limit = getrlimit(Resource::Nofile);
+        if let Some(hard) = limit.maximum {
+            if limit.current.is_some_and(|soft| soft < hard) {
+                limit.current = Some(hard);
+                // Not allowed (a sandbox, say): keep the limit we have.
+                let _ = setrlimit(Resource::Nofile, limit);
+            }
+        }
+    }
+}
+
 /// A small deterministic pseudo-random generator (SplitMix64).
 ///
 /// The seeds use Python's `random`; the examples want reproducible runs (so `demo` can check
