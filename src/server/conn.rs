@@ -137,7 +137,7 @@ impl ServerConn {
     }
 
     /// The socket is readable (or closed).
-    pub fn on_readable(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+    pub fn on_readable(&mut self, scratch: &mut [u8], now: Instant) -> Next {
         match &mut self.phase {
             Phase::Sniff { .. } => self.sniff(scratch, now),
             Phase::Handshake { .. } => self.handshake(scratch, now),
@@ -286,7 +286,7 @@ impl ServerConn {
     }
 
     /// Secure port: one step of the TLS handshake.
-    fn handshake(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+    fn handshake(&mut self, scratch: &mut [u8], now: Instant) -> Next {
         let Phase::Handshake { tls, out, started } = &mut self.phase else {
             unreachable!("handshake outside its phase");
         };
@@ -400,7 +400,7 @@ impl ServerConn {
     }
 
     /// HTTP/2: reads what the socket has (decrypting on a secure port) and processes it.
-    fn read_h2(&mut self, scratch: &mut Vec<u8>, now: Instant) -> Next {
+    fn read_h2(&mut self, scratch: &mut [u8], now: Instant) -> Next {
         let Phase::H2(h) = &mut self.phase else {
             return Next::Continue;
         };

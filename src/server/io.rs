@@ -395,7 +395,7 @@ impl IoLoop {
             return;
         }
         if let Some(t) = e.conn.poll_timeout() {
-            if e.scheduled.is_none_or(|s| t < s) {
+            if !matches!(e.scheduled, Some(s) if s <= t) {
                 e.scheduled = Some(t);
                 self.timers.push(Reverse((t, key)));
             }

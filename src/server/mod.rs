@@ -678,6 +678,23 @@ impl Server {
         }
     }
 
+    /// Bytes queued for clients and not yet written, over all connections: responses waiting
+    /// for a client's flow-control window or for its socket to take them. Each connection
+    /// holds at most about its [`ServerBuilder::output_budget`] (plus one response).
+    pub fn queued_output(&self) -> usize {
+        let core = lock(&self.inner.state).core.clone();
+        let Some(core) = core else { return 0 };
+        let conns: Vec<Arc<Shared>> = lock(&core.conns).values().cloned().collect();
+        conns.iter().map(|c| c.lock().queued()).sum()
+    }
+
+    /// Connections the server holds open now (HTTP/2 started; not counting ones still in
+    /// their TLS handshake).
+    pub fn connections(&self) -> usize {
+        let core = lock(&self.inner.state).core.clone();
+        core.map(|c| lock(&c.conns).len()).unwrap_or(0)
+    }
+
     /// Stops the server (grpcio's `stop(grace)`).
     ///
     /// Stops accepting at once and sends GOAWAY to every connection, so new RPCs are refused.
