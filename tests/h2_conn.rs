@@ -2481,3 +2481,43 @@ fn pair_client_cancel_resets_the_server_stream() {
         Err(SendError::Closed)
     );
 }
+
+#[test]
+fn settings_not_acknowledged_in_time_is_settings_timeout() {
+    // RFC 9113 §6.5.3: the timer starts at the first input and is served on a virtual clock.
+    let mut p = Peer::server_raw(Config::default());
+    assert_eq!(
+        p.conn.poll_timeout(),
+        None,
+        "no clock before the first input"
+    );
+    let mut hello = BytesMut::from(&PREFACE[..]);
+    hello.extend_from_slice(&settings(Settings::default()));
+    p.send(&hello).unwrap();
+    let due = p.conn.poll_timeout().expect("waiting for our SETTINGS ACK");
+    assert_eq!(due, p.now + Duration::from_secs(10));
+    p.advance(Duration::from_secs(9));
+    p.conn.handle_timeout(p.now).unwrap();
+    p.take_frames();
+    p.advance(Duration::from_secs(1));
+    p.last = p.conn.handle_timeout(p.now);
+    p.expect_goaway(Reason::SETTINGS_TIMEOUT);
+    assert_eq!(p.conn.poll_timeout(), None);
+}
+
+#[test]
+fn an_acknowledged_settings_stops_the_timer() {
+    let mut p = Peer::server();
+    assert_eq!(p.conn.poll_timeout(), None);
+    p.advance(Duration::from_secs(3600));
+    p.conn.handle_timeout(p.now).unwrap();
+    p.assert_alive();
+    let mut q = Peer::server_raw(Config {
+        settings_timeout: None,
+        ..Config::default()
+    });
+    let mut hello = BytesMut::from(&PREFACE[..]);
+    hello.extend_from_slice(&settings(Settings::default()));
+    q.send(&hello).unwrap();
+    assert_eq!(q.conn.poll_timeout(), None, "turned off");
+}

@@ -113,6 +113,40 @@ fn grpc_message(s: &str) -> BytesMut {
 /// is 0, so that no response can be sent, and never reads.
 fn never_reading_client(port: u16, streams: u32, size: usize) -> TcpStream {
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    never_reading(&mut sock, streams, size);
+    sock
+}
+
+/// The same over TLS (the handshake, then HTTP/2 as above).
+fn never_reading_tls_client(
+    port: u16,
+    pki: &Pki,
+    streams: u32,
+    size: usize,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    never_reading(&mut tls, streams, size);
+    tls
+}
+
+fn never_reading(sock: &mut (impl Read + Write), streams: u32, size: usize) {
     let config = Config {
         initial_window_size: 0,
         ..Config::default()
@@ -129,7 +163,7 @@ fn never_reading_client(port: u16, streams: u32, size: usize) -> TcpStream {
     ]);
     // Take the server's SETTINGS and window first (then never read again).
     sock.write_all(&conn.take_output()).unwrap();
-    sock.set_read_timeout(Some(WAIT)).unwrap();
+    sock.flush().unwrap();
     let need = streams as usize * body.len();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + WAIT;
@@ -146,7 +180,7 @@ fn never_reading_client(port: u16, streams: u32, size: usize) -> TcpStream {
         assert_eq!(sent, body.len(), "the server's windows take the request");
     }
     sock.write_all(&conn.take_output()).unwrap();
-    sock
+    sock.flush().unwrap();
 }
 
 #[test]
@@ -163,6 +197,29 @@ fn peers_that_never_read_hold_no_worker_and_others_are_served() {
         server.pool_stats().finished >= 500
     });
     assert_eq!(call(port, None).unwrap(), "hi");
+    wait_until("no busy worker", || server.pool_stats().busy == 0);
+    let queued = server.queued_output();
+    assert!(queued >= 500 * 15_000, "responses queued: {queued}");
+    assert!(
+        queued <= 10 * (budget + 16_000),
+        "queued {queued} bytes, over 10 budgets of {budget}"
+    );
+    drop(socks);
+    wait_until("the connections to close", || server.connections() == 0);
+}
+
+#[test]
+fn tls_peers_that_never_read_hold_no_worker_and_others_are_served() {
+    let pki = Pki::new();
+    let (server, port) = start(Some(&pki), |b| b);
+    let budget = grpc_sync::server::DEFAULT_OUTPUT_BUDGET;
+    let socks: Vec<_> = (0..10)
+        .map(|_| never_reading_tls_client(port, &pki, 50, 15_000))
+        .collect();
+    wait_until("all 500 handlers to finish", || {
+        server.pool_stats().finished >= 500
+    });
+    assert_eq!(call(port, Some(&pki)).unwrap(), "hi");
     wait_until("no busy worker", || server.pool_stats().busy == 0);
     let queued = server.queued_output();
     assert!(queued >= 500 * 15_000, "responses queued: {queued}");

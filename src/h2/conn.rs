@@ -64,7 +64,11 @@
 //! - **1xx responses** are consumed without an event (gRPC never uses them).
 //! - **Events after a connection error**: none for the open streams; the driver learns of the
 //!   error from `recv` and fails every stream itself.
-//! - There is no SETTINGS timeout (no timers here); a driver can bound the handshake itself.
+//! - **Timers**: the connection says when it next needs the clock
+//!   ([`poll_timeout`](Connection::poll_timeout)) and the driver calls
+//!   [`handle_timeout`](Connection::handle_timeout) then, with the current time; nothing here
+//!   reads a clock. Today's timer: the SETTINGS acknowledgement
+//!   ([`Config::settings_timeout`], from the first input), GOAWAY SETTINGS_TIMEOUT past it.
 //!
 //! [RFC 9113]: https://www.rfc-editor.org/rfc/rfc9113
 
@@ -377,6 +381,8 @@ pub struct Connection {
     reset_credit_ns: u64,
     reset_cost_ns: u64,
     last_refill: Option<Instant>,
+    /// When our unacknowledged SETTINGS time out (set at the first input after sending them).
+    settings_deadline: Option<Instant>,
     header_block_limit: usize,
     /// The DATA frame last written to `out`, while nothing has followed it there: the next
     /// `send_data` on the same stream extends it instead of starting a frame, so a stream of
@@ -461,6 +467,7 @@ impl Connection {
             reset_credit_ns: NANOS_PER_SEC,
             reset_cost_ns,
             last_refill: None,
+            settings_deadline: None,
             open_data: None,
             config,
         }
@@ -531,6 +538,9 @@ impl Connection {
             return Err(e.clone());
         }
         self.refill(now);
+        if self.settings_deadline.is_none() && self.local.pending_acks() > 0 {
+            self.settings_deadline = self.config.settings_timeout.map(|t| now + t);
+        }
         if let Err(e) = self.process_frames() {
             let (reason, detail) = match e {
                 Error::Connection { reason, detail } => (reason, detail),
@@ -1279,7 +1289,11 @@ impl Connection {
 
     fn on_settings(&mut self, f: Settings) -> Result<(), Error> {
         if f.ack {
-            if let Some((before, after)) = self.local.acked() {
+            let acked = self.local.acked();
+            if self.local.pending_acks() == 0 {
+                self.settings_deadline = None;
+            }
+            if let Some((before, after)) = acked {
                 if after.header_table_size != before.header_table_size {
                     self.decoder
                         .set_max_table_size(after.header_table_size as usize);
@@ -1485,6 +1499,36 @@ impl Connection {
         let e = ConnectionError::Protocol { reason, detail };
         self.error = Some(e.clone());
         e
+    }
+
+    // ----- timers -------------------------------------------------------------------------
+
+    /// Returns when the connection next needs [`handle_timeout`](Connection::handle_timeout),
+    /// if ever. Check it after every input and command.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        self.settings_deadline
+    }
+
+    /// Serves the timers due at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectionError::Protocol`] with SETTINGS_TIMEOUT when the peer has not acknowledged
+    /// our SETTINGS in time: the connection is dead and the GOAWAY waits in the output.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.settings_deadline.is_some_and(|d| d <= now) && self.local.pending_acks() > 0 {
+            return Err(self.fail(
+                Reason::SETTINGS_TIMEOUT,
+                "the peer did not acknowledge our SETTINGS in time",
+            ));
+        }
+        Ok(())
     }
 
     // ----- outputs ------------------------------------------------------------------------

@@ -76,6 +76,12 @@ pub struct Config {
     /// streams are forgotten; frames on them are treated as on any closed stream.
     /// Default 1024.
     pub closed_stream_memory: usize,
+    /// How long the peer may take to acknowledge our SETTINGS, counted from the first input
+    /// the connection sees (RFC 9113 §6.5.3). Past it: GOAWAY SETTINGS_TIMEOUT. `None`: no
+    /// limit. Default 10 s. Only drivers that serve [`Connection::poll_timeout`] enforce it.
+    ///
+    /// [`Connection::poll_timeout`]: super::conn::Connection::poll_timeout
+    pub settings_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -92,6 +98,7 @@ impl Default for Config {
             max_resets_per_second: 200,
             max_empty_frames: 100,
             closed_stream_memory: 1024,
+            settings_timeout: Some(std::time::Duration::from_secs(10)),
         }
     }
 }

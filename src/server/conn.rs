@@ -181,7 +181,8 @@ impl ServerConn {
                 let stall = h
                     .stall
                     .map(|(since, _)| since + self.core.config.send_stall_timeout);
-                [h.next_deadline, release, stall]
+                let machine = h.shared.lock().conn.poll_timeout();
+                [h.next_deadline, release, stall, machine]
                     .into_iter()
                     .flatten()
                     .min()
@@ -209,6 +210,10 @@ impl ServerConn {
             }
             Phase::H2(h) => {
                 let mut st = h.shared.lock();
+                if let Err(e) = st.conn.handle_timeout(now) {
+                    // The GOAWAY it queued goes out as the connection ends.
+                    st.set_lost(ConnLost::Protocol(e.to_string()));
+                }
                 if h.next_deadline.is_some_and(|d| d <= now) {
                     h.next_deadline = h.dispatch.tick(&mut st, now);
                 }
