@@ -52,25 +52,34 @@ fn main() -> Result<(), common::BoxError> {
     let flags = Flags::from_env();
     if flags.get("help").is_some() || !flags.positional.is_empty() {
         common::bench::die(
-            "usage: bench_server [--port P] [--workers N] [--host H] [--inline true|false]",
+            "usage: bench_server [--port P] [--workers N] [--io-threads N] [--host H] \
+             [--inline true|false]",
         );
     }
-    flags.only(&["port", "workers", "host", "inline", "help"]);
+    flags.only(&["port", "workers", "io-threads", "host", "inline", "help"]);
     let port: u16 = flags.num("port", common::DEFAULT_PORT);
     let workers: usize = flags.num("workers", 4);
+    // I/O loops; by default one per CPU this process may run on (1 when pinned with taskset).
+    let io_threads: usize = flags.num(
+        "io-threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let host = flags.get("host").unwrap_or("127.0.0.1");
     // Whether reader threads may run unary handlers in place (ServerBuilder::inline_unary).
     let inline = flags.get("inline").unwrap_or("true") != "false";
 
     let server = Server::builder()
         .max_workers(workers)
+        .io_threads(io_threads)
         .inline_unary(inline)
         .add_service(GreeterServer::new(Hello))
         .add_service(StreamerServer::new(Stream))
         .build();
     let port = server.add_insecure_port(&format!("{host}:{port}"))?;
     server.start()?;
-    println!("bench_server listening on {host}:{port} with {workers} workers");
+    println!(
+        "bench_server listening on {host}:{port} with {workers} workers, {io_threads} I/O threads"
+    );
     server.wait_for_termination(None);
     Ok(())
 }

@@ -86,6 +86,7 @@ impl ServerConn {
     pub fn new(
         core: Arc<ServerCore>,
         sock: Arc<Socket>,
+        peer: String,
         id: u64,
         waker: Arc<Waker>,
         tls: Option<&Arc<rustls::ServerConfig>>,
@@ -104,7 +105,7 @@ impl ServerConn {
             },
         };
         Ok(ServerConn {
-            peer: sock.peer(),
+            peer,
             handshake_deadline: now + core.config.handshake_timeout,
             core,
             sock,

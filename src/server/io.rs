@@ -47,11 +47,16 @@ pub(crate) enum ListenSock {
 }
 
 impl ListenSock {
-    fn accept(&self) -> io::Result<Socket> {
+    /// Accepts a connection, with its peer as gRPC prints it.
+    fn accept(&self) -> io::Result<(Socket, String)> {
         match self {
-            ListenSock::Tcp(l) => l.accept().map(|(s, _)| Socket::Tcp(s)),
+            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Socket::Tcp(s), peer_name(a))),
             #[cfg(unix)]
-            ListenSock::Unix(l) => l.accept().map(|(s, _)| Socket::Unix(s)),
+            ListenSock::Unix(l) => l.accept().map(|(s, _)| {
+                let s = Socket::Unix(s);
+                let peer = s.peer();
+                (s, peer)
+            }),
         }
     }
 
@@ -117,6 +122,17 @@ impl std::os::windows::io::AsRawSocket for ListenSock {
     }
 }
 
+/// `ipv4:127.0.0.1:53412` / `ipv6:[::1]:53412`, as gRPC prints peers.
+fn peer_name(a: std::net::SocketAddr) -> String {
+    match a {
+        std::net::SocketAddr::V4(a) => format!("ipv4:{a}"),
+        std::net::SocketAddr::V6(a) => format!("ipv6:{a}"),
+    }
+}
+
+/// A connection accepted by one loop for another.
+type Accepted = (Socket, String, Option<Arc<rustls::ServerConfig>>);
+
 /// A listening socket and the TLS configuration of its port.
 pub(crate) struct Listener {
     pub sock: ListenSock,
@@ -127,7 +143,7 @@ pub(crate) struct Listener {
 struct LoopHandle {
     inbox: Arc<Inbox>,
     /// Connections accepted by another loop for this one.
-    accepted: Mutex<Vec<(Socket, Option<Arc<rustls::ServerConfig>>)>>,
+    accepted: Mutex<Vec<Accepted>>,
     /// Listeners added while the server runs (first loop only).
     listeners: Mutex<Vec<Listener>>,
 }
@@ -418,8 +434,8 @@ impl IoLoop {
         self.woken = woken;
         self.woken.clear();
         let accepted = std::mem::take(&mut *lock(&self.me.accepted));
-        for (sock, tls) in accepted {
-            self.add_conn(sock, tls, now);
+        for (sock, peer, tls) in accepted {
+            self.add_conn(sock, peer, tls, now);
         }
         let stopping = self.core.stopping.load(Ordering::Acquire);
         if stopping {
@@ -459,7 +475,7 @@ impl IoLoop {
                 return;
             };
             match l.reg.sock().accept() {
-                Ok(sock) => {
+                Ok((sock, peer)) => {
                     let tls = l.tls.clone();
                     if let Err(e) = sock.set_nonblocking() {
                         log::warn!("grpc-sync: dropping an accepted connection: {e}");
@@ -469,10 +485,10 @@ impl IoLoop {
                     let target = self.turn % n;
                     self.turn = self.turn.wrapping_add(1);
                     if target == self.index {
-                        self.add_conn(sock, tls, now);
+                        self.add_conn(sock, peer, tls, now);
                     } else {
                         let h = &self.loops.handles[target];
-                        lock(&h.accepted).push((sock, tls));
+                        lock(&h.accepted).push((sock, peer, tls));
                         h.inbox.poller.notify();
                     }
                 }
@@ -504,7 +520,13 @@ impl IoLoop {
         }
     }
 
-    fn add_conn(&mut self, sock: Socket, tls: Option<Arc<rustls::ServerConfig>>, now: Instant) {
+    fn add_conn(
+        &mut self,
+        sock: Socket,
+        peer: String,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        now: Instant,
+    ) {
         let key = match self.free.pop() {
             Some(k) => k,
             None => {
@@ -518,6 +540,7 @@ impl IoLoop {
         let conn = match ServerConn::new(
             self.core.clone(),
             sock.clone(),
+            peer,
             id,
             waker.clone(),
             tls.as_ref(),
