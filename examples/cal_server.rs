@@ -18,6 +18,9 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(CalServer::new(CalService))
+        .add_services(common::reflection(
+            common::pb::simple_cal::FILE_DESCRIPTOR_SET,
+        ))
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -19,6 +19,9 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(DemoServer::new(DemoService::default()))
+        .add_services(common::reflection(
+            common::pb::calculator::FILE_DESCRIPTOR_SET,
+        ))
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -18,6 +18,7 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(ComputeServer::new(ComputeService))
+        .add_services(common::reflection(common::pb::compute::FILE_DESCRIPTOR_SET))
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -22,6 +22,7 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(ContactServer::new(service))
+        .add_services(common::reflection(common::pb::contact::FILE_DESCRIPTOR_SET))
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -23,6 +23,9 @@ fn main() -> Result<(), common::BoxError> {
     let server = Server::builder()
         .max_workers(10)
         .add_service(RouteGuideServer::new(RouteGuideService::new(db)))
+        .add_services(common::reflection(
+            common::pb::route_guide::FILE_DESCRIPTOR_SET,
+        ))
         .on_handshake_error(|peer, e| eprintln!("TLS handshake with {peer} failed: {e}"))
         .build();
     let port = match args.server_credentials()? {

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod compression;
 pub mod h2;
 pub mod metadata;
+pub mod reflection;
 pub mod server;
 pub mod status;
 pub mod streaming;

@@ -65,6 +65,19 @@ pub mod pb {
 
 use std::error::Error;
 
+/// Server reflection (both versions) over `set`, a generated module's `FILE_DESCRIPTOR_SET`.
+///
+/// Every example server offers it, so that grpcurl, grpcui or Postman can list and call its
+/// methods without the `.proto` files: it costs nothing until asked, and a tutorial server is
+/// where people explore.
+pub fn reflection(set: &'static [u8]) -> [grpc_sync::Service; 2] {
+    grpc_sync::reflection::ReflectionService::builder()
+        .register_file_descriptor_set(set)
+        .build()
+        .expect("generated descriptor sets hold every import")
+        .services()
+}
+
 /// The error type of client routines: any RPC `Status` or local failure.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 

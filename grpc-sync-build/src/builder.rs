@@ -1,6 +1,6 @@
 //! [`Builder`]: parses `.proto` files with protox and generates code with prost-build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,7 @@ pub struct Builder {
     default_package_filename: Option<String>,
     include_file: Option<PathBuf>,
     file_descriptor_set_path: Option<PathBuf>,
+    embed_file_descriptor_set: bool,
     emit_rerun_if_changed: Option<bool>,
 }
 
@@ -90,6 +91,7 @@ impl Builder {
             default_package_filename: None,
             include_file: None,
             file_descriptor_set_path: None,
+            embed_file_descriptor_set: true,
             emit_rerun_if_changed: None,
         }
     }
@@ -205,6 +207,16 @@ impl Builder {
         self
     }
 
+    /// Whether each generated module gets a `pub const FILE_DESCRIPTOR_SET: &[u8]`: the encoded
+    /// `FileDescriptorSet` of its package's `.proto` files and everything they import (with
+    /// source info, so comments travel too), which server reflection registers in one line:
+    /// `ReflectionService::builder().register_file_descriptor_set(helloworld::FILE_DESCRIPTOR_SET)`.
+    /// Default `true`.
+    pub fn embed_file_descriptor_set(mut self, enable: bool) -> Self {
+        self.embed_file_descriptor_set = enable;
+        self
+    }
+
     /// Whether [`compile_protos`](Builder::compile_protos) prints `cargo:rerun-if-changed` for
     /// every `.proto` file it read. Default: only when writing to `OUT_DIR`, that is from a
     /// build script.
@@ -294,6 +306,17 @@ impl Builder {
             .collect();
 
         let default_name = self.default_name(&fds);
+        // Each package's module embeds its files and their imports (FILE_DESCRIPTOR_SET).
+        let mut consts: BTreeMap<Module, String> = BTreeMap::new();
+        if self.embed_file_descriptor_set {
+            for file in &fds.file {
+                let module = Module::from_protobuf_package_name(file.package());
+                if let std::collections::btree_map::Entry::Vacant(slot) = consts.entry(module) {
+                    let set = descriptor_set_for(&fds, slot.key());
+                    slot.insert(descriptor_set_const(&set));
+                }
+            }
+        }
         let requests: Vec<(Module, prost_types::FileDescriptorProto)> = fds
             .file
             .into_iter()
@@ -303,8 +326,11 @@ impl Builder {
 
         let mut named: Vec<(Module, String, String)> = modules
             .into_iter()
-            .map(|(module, code)| {
+            .map(|(module, mut code)| {
                 let name = module.to_file_name_or(&default_name);
+                if let Some(embedded) = consts.get(&module) {
+                    code.push_str(embedded);
+                }
                 (module, name, code)
             })
             .collect();
@@ -427,6 +453,76 @@ impl Builder {
         }
         out
     }
+}
+
+/// The encoded `FileDescriptorSet` of the files of package `module` and everything they
+/// import, in the order of `fds` (where imports come before the files that import them).
+fn descriptor_set_for(fds: &prost_types::FileDescriptorSet, module: &Module) -> Vec<u8> {
+    use prost::Message;
+
+    let by_name: HashMap<&str, &prost_types::FileDescriptorProto> =
+        fds.file.iter().map(|f| (f.name(), f)).collect();
+    let mut wanted: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = fds
+        .file
+        .iter()
+        .filter(|f| Module::from_protobuf_package_name(f.package()) == *module)
+        .map(|f| f.name())
+        .collect();
+    while let Some(name) = stack.pop() {
+        if wanted.insert(name) {
+            if let Some(file) = by_name.get(name) {
+                stack.extend(file.dependency.iter().map(String::as_str));
+            }
+        }
+    }
+    prost_types::FileDescriptorSet {
+        file: fds
+            .file
+            .iter()
+            .filter(|f| wanted.contains(f.name()))
+            .cloned()
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+/// The `FILE_DESCRIPTOR_SET` constant appended to a generated module.
+fn descriptor_set_const(bytes: &[u8]) -> String {
+    format!(
+        "/// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files and \
+         everything they import,\n\
+         /// for server reflection: \
+         `ReflectionService::builder().register_file_descriptor_set(FILE_DESCRIPTOR_SET)`.\n\
+         pub const FILE_DESCRIPTOR_SET: &[u8] = {};\n",
+        byte_string_literal(bytes)
+    )
+}
+
+/// `bytes` as a Rust byte-string literal, printable ASCII kept as is (names and comments stay
+/// readable), in lines of about 100 characters joined by `\` continuations.
+fn byte_string_literal(bytes: &[u8]) -> String {
+    let mut out = String::from("b\"\\\n");
+    let mut line = 0;
+    for &b in bytes {
+        let start = line == 0;
+        let piece = match b {
+            // A continuation skips the next line's leading whitespace: escape it there.
+            b' ' if start => "\\x20".to_owned(),
+            b'"' => "\\\"".to_owned(),
+            b'\\' => "\\\\".to_owned(),
+            0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        };
+        line += piece.len();
+        out.push_str(&piece);
+        if line >= 100 {
+            out.push_str("\\\n");
+            line = 0;
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Turns a protox error into an `InvalidInput` error that says where: `file:line:col: message`.

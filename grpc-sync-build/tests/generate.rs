@@ -802,3 +802,101 @@ fn generated_code_needs_no_imports() {
         }
     }
 }
+
+/// The descriptors of the reflection protos that the runtime embeds so that server reflection
+/// describes itself (`src/reflection/{v1,v1alpha}.bin`, from `proto/grpc/reflection/`).
+#[test]
+fn reflection_descriptors_are_up_to_date() {
+    let bless = std::env::var_os("GRPC_SYNC_BLESS").is_some();
+    let mut stale = Vec::new();
+    for version in ["v1", "v1alpha"] {
+        let mut compiler = grpc_sync_build::protox::Compiler::new([root_proto_dir()]).unwrap();
+        compiler.include_imports(true).include_source_info(true);
+        compiler
+            .open_file(root_proto_dir().join(format!("grpc/reflection/{version}/reflection.proto")))
+            .unwrap();
+        let encoded = compiler.encode_file_descriptor_set();
+        let path = crate_dir().join(format!("../src/reflection/{version}.bin"));
+        if bless {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &encoded).unwrap();
+        } else if fs::read(&path).ok() != Some(encoded) {
+            stale.push(version);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "src/reflection/ is stale for {stale:?}; run \
+         GRPC_SYNC_BLESS=1 cargo test -p grpc-sync-build --test generate"
+    );
+}
+
+/// Every generated module embeds its package's descriptors and their imports, decodable.
+#[test]
+fn generated_modules_embed_their_file_descriptor_set() {
+    use prost::Message;
+
+    let case = cases()
+        .into_iter()
+        .find(|c| c.dir == "grpc_testing")
+        .unwrap();
+    let files = generate(&case);
+    let code = files.values().next().unwrap();
+    assert_has(code, "pub const FILE_DESCRIPTOR_SET: &[u8] = b\"");
+    // Compile the literal back: take it from the generated text and unescape it.
+    let start = code.find("FILE_DESCRIPTOR_SET: &[u8] = b\"").unwrap();
+    let literal = &code[start + "FILE_DESCRIPTOR_SET: &[u8] = b\"".len()..];
+    let literal = &literal[..literal.rfind('"').unwrap()];
+    let bytes = unescape(literal);
+    let fds = prost_types::FileDescriptorSet::decode(bytes.as_slice()).unwrap();
+    let mut names: Vec<&str> = fds.file.iter().map(|f| f.name()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc/testing/empty.proto",
+            "grpc/testing/messages.proto",
+            "grpc/testing/test.proto"
+        ]
+    );
+    assert!(fds.file.iter().all(|f| f.source_code_info.is_some()));
+
+    let off = configure()
+        .out_dir("unused")
+        .embed_file_descriptor_set(false)
+        .generate(&case.protos, &case.includes)
+        .unwrap();
+    assert!(!off.values().next().unwrap().contains("FILE_DESCRIPTOR_SET"));
+}
+
+/// The bytes of a Rust byte-string literal's body (the escapes the generator writes).
+fn unescape(literal: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let bytes = literal.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            b'\n' => {
+                i += 2;
+                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+            b'x' => {
+                let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 4;
+            }
+            other => {
+                out.push(other);
+                i += 2;
+            }
+        }
+    }
+    out
+}

@@ -314,6 +314,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Registers several services at once, such as both versions of server reflection
+    /// ([`ReflectionService::services`](crate::reflection::ReflectionService::services)).
+    pub fn add_services<S: Into<Service>>(mut self, services: impl IntoIterator<Item = S>) -> Self {
+        self.services.extend(services.into_iter().map(Into::into));
+        self
+    }
+
     /// Builds the server. Add ports with [`Server::add_insecure_port`], then [`Server::start`].
     pub fn build(self) -> Server {
         Server {
