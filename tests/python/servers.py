@@ -3,6 +3,10 @@
 
 Usage: servers.py --service {helloworld,route_guide,calculator,format_data,all}
                   [--port 0] [--host 127.0.0.1] [--db route_guide_db.json] [--gen DIR]
+                  [--reflection]
+
+With --reflection it also serves grpcio-reflection's grpc.reflection.v1alpha.ServerReflection
+over the services it runs.
 
 Once serving it prints exactly one line, "PORT <n>", to stdout. It stops when stdin reaches end
 of file (the parent dropped its end of the pipe) or on SIGTERM/SIGINT. Diagnostics go to stderr.
@@ -198,10 +202,12 @@ def make_format_data(pb2, pb2_grpc):
 # --- main ---------------------------------------------------------------------------------------
 
 
-def build_server(services, gen_dir, db_path, max_workers):
+def build_server(services, gen_dir, db_path, max_workers, reflection=False):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=common.MESSAGE_OPTIONS)
+    names = []
     for service in services:
         pb2, pb2_grpc = common.load_modules(gen_dir, service)
+        names.append(common.service_full_name(pb2, service))
         if service == "helloworld":
             servicer, add = make_greeter(pb2, pb2_grpc)
         elif service == "route_guide":
@@ -211,6 +217,10 @@ def build_server(services, gen_dir, db_path, max_workers):
         else:
             servicer, add = make_format_data(pb2, pb2_grpc)
         add(servicer, server)
+    if reflection:
+        from grpc_reflection.v1alpha import reflection as grpc_reflection
+
+        grpc_reflection.enable_server_reflection(names + [grpc_reflection.SERVICE_NAME], server)
     return server
 
 
@@ -222,13 +232,14 @@ def main(argv=None):
     parser.add_argument("--db", default=common.DEFAULT_DB, help="route_guide_db.json")
     parser.add_argument("--gen", default=common.DEFAULT_GEN_DIR, help="folder of the generated modules")
     parser.add_argument("--max-workers", type=int, default=10)
+    parser.add_argument("--reflection", action="store_true", help="also serve server reflection")
     args = parser.parse_args(argv)
 
     services = sorted(common.SERVICES) if args.service == "all" else [args.service]
     if "route_guide" in services and not os.path.isfile(args.db):
         sys.exit("servers.py: route guide database %s not found (pass --db)" % args.db)
 
-    server = build_server(services, args.gen, args.db, args.max_workers)
+    server = build_server(services, args.gen, args.db, args.max_workers, args.reflection)
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     if port == 0:
         sys.exit("servers.py: could not bind %s:%d" % (args.host, args.port))
