@@ -365,3 +365,28 @@ fn with_service_name_limits_the_list() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented, "{err}");
 }
+
+/// A message whose field 1 is a number where `ServerReflectionRequest` has a string.
+#[derive(Clone, PartialEq, grpc_sync::prost::Message)]
+struct NotARequest {
+    #[prost(int64, tag = "1")]
+    host: i64,
+}
+
+#[test]
+fn a_request_that_does_not_decode_ends_the_stream_with_internal() {
+    let (server, channel) = server();
+    let mut answers = channel
+        .bidi_streaming::<_, grpc_sync::reflection::ServerReflectionResponse, _>(
+            grpc_sync::reflection::V1_PATH,
+            grpc_sync::Request::new(std::iter::once(NotARequest { host: 5 })).with_timeout(WAIT),
+        )
+        .unwrap();
+    let err = answers.next().unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(answers.next().is_none());
+    // The server goes on answering.
+    let client = ReflectionClient::new(channel).with_timeout(WAIT);
+    assert!(!client.list_services().unwrap().is_empty());
+    drop(server);
+}

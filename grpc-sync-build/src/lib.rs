@@ -81,6 +81,10 @@
 //!     - bidirectional: `route_chat(requests) -> Result<Streaming<RouteNote>, Status>` and
 //!       `route_chat_interactive(CallOptions) -> Result<(RequestSender<RouteNote>, Streaming<RouteNote>), Status>`;
 //!   - the request paths as constants: `SAY_HELLO_PATH = "/helloworld.Greeter/SayHello"`.
+//! * in every package's module, `pub const FILE_DESCRIPTOR_SET: &[u8]`: the encoded
+//!   `FileDescriptorSet` of the package's files and all they import, for server reflection in one
+//!   line (`ReflectionService::builder().register_file_descriptor_set(helloworld::FILE_DESCRIPTOR_SET)`);
+//!   see [`Builder::embed_file_descriptor_set`].
 //!
 //! Unary requests are `impl IntoRequest<M>` (the message, or a `grpc_sync::Request` carrying a
 //! timeout and metadata); streamed requests are `impl IntoStreamingRequest<Message = M>` (any
