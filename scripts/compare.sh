@@ -77,7 +77,9 @@ TONIC_CLIENT=$ROOT/compare/target/release/tonic_client
 REQ=$OUT/hello.grpc
 printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$REQ"
 
-PORT=$((20000 + RANDOM % 20000))
+# Below Linux's ephemeral range (32768 and up), so that no client socket of this machine can
+# be holding the port we pick.
+PORT=$((20000 + RANDOM % 12000))
 SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
