@@ -122,9 +122,20 @@ struct Slot {
 pub(crate) struct Connector {
     target: Target,
     h2: H2Config,
+    /// The keepalive interval for the next connection, in milliseconds (0: off): the
+    /// configured one, doubled each time a server answered our pings with GOAWAY
+    /// ENHANCE_YOUR_CALM `too_many_pings` (as grpc-go and the C core do).
+    keepalive_ms: std::sync::atomic::AtomicU64,
     tls: Option<ClientTls>,
     slot: Mutex<Slot>,
     changed: Condvar,
+}
+
+/// Whether the server sent GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
+fn too_many_pings(shared: &Shared) -> bool {
+    let st = shared.lock();
+    matches!(st.goaway, Some((_, r)) if r == crate::h2::error::Reason::ENHANCE_YOUR_CALM)
+        && st.goaway_debug.as_deref() == Some(&b"too_many_pings"[..])
 }
 
 fn usable(shared: &Shared) -> bool {
@@ -136,6 +147,9 @@ impl Connector {
     pub fn new(target: Target, h2: H2Config, backoff: BackoffConfig) -> Connector {
         Connector {
             target,
+            keepalive_ms: std::sync::atomic::AtomicU64::new(h2.keepalive.time.map_or(0, |t| {
+                u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+            })),
             h2,
             tls: None,
             slot: Mutex::new(Slot {
@@ -210,6 +224,12 @@ impl Connector {
                     return Ok(c.clone());
                 }
                 // Lost or going away: the next call connects anew, without back-off.
+                if too_many_pings(c) {
+                    use std::sync::atomic::Ordering;
+                    let ms = self.keepalive_ms.load(Ordering::Relaxed);
+                    self.keepalive_ms
+                        .store(ms.saturating_mul(2), Ordering::Relaxed);
+                }
                 s.conn = None;
             }
             let now = Instant::now();
@@ -398,7 +418,10 @@ impl Connector {
         wr: Box<dyn io::Write + Send>,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
-        let conn = Connection::new(Role::Client, self.h2.clone());
+        let mut config = self.h2.clone();
+        let ms = self.keepalive_ms.load(std::sync::atomic::Ordering::Relaxed);
+        config.keepalive.time = (ms > 0).then(|| Duration::from_millis(ms));
+        let conn = Connection::new(Role::Client, config);
         let shared = Shared::with_closer(conn, wr, closer);
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()

@@ -105,6 +105,45 @@ impl ChannelBuilder {
         self
     }
 
+    /// Pings the server after this long without hearing from it while calls are open, and
+    /// fails the connection's calls with UNAVAILABLE if it does not answer within
+    /// [`keepalive_timeout`](Self::keepalive_timeout) (grpcio's `grpc.keepalive_time_ms`;
+    /// default off). Finds a server that vanished behind a NAT or a load balancer (no FIN, no
+    /// RST) in seconds instead of TCP's hours; the channel then reconnects with its back-off.
+    /// A server that answers with GOAWAY `too_many_pings` makes the channel double it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = grpc_sync::Channel::builder("localhost:50051")
+    ///     .keepalive_time(Duration::from_secs(30))
+    ///     .keepalive_timeout(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn keepalive_time(mut self, time: Duration) -> Self {
+        self.h2.keepalive.time = Some(time);
+        self
+    }
+
+    /// How long a keepalive PING may go unanswered (`grpc.keepalive_timeout_ms`; default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.h2.keepalive.timeout = timeout;
+        self
+    }
+
+    /// Sends keepalive PINGs even when no call is open (`grpc.keepalive_permit_without_calls`;
+    /// default false). Servers reject that unless they permit it too.
+    pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
+        self.h2.keepalive.permit_without_calls = permit;
+        self
+    }
+
+    /// Keepalive PINGs sent without data or headers sent in between, at most
+    /// (`grpc.http2.max_pings_without_data`; default 2, 0 for no limit).
+    pub fn max_pings_without_data(mut self, n: u32) -> Self {
+        self.h2.keepalive.max_pings_without_data = n;
+        self
+    }
+
     /// Connects with TLS (ALPN `h2`), trusting and presenting what `credentials` say; requests
     /// then carry `:scheme https`.
     pub fn tls(mut self, credentials: crate::transport::tls::ChannelCredentials) -> Self {

@@ -87,6 +87,7 @@ use super::frame::{
     Headers, Ping, RstStream, Settings, StreamId, WindowUpdate, FRAME_HEADER_LEN, MAX_WINDOW_SIZE,
 };
 use super::hpack::{DecodeError, Decoder, Encoder, Header};
+use super::keepalive::{Due, Keepalive, KEEPALIVE_PING_PAYLOAD};
 use super::settings::{Config, LocalSettings, RemoteSettings};
 use super::stream::{self, Cause, RecvPhase, State, Stream};
 
@@ -212,6 +213,12 @@ pub enum ConnectionError {
         /// The code sent in GOAWAY.
         reason: Reason,
     },
+    /// A timer ended the connection: a keepalive PING went unanswered (the peer is gone), or
+    /// the grace after `max_connection_age` ran out.
+    TimedOut {
+        /// What ran out, in words.
+        what: &'static str,
+    },
 }
 
 impl ConnectionError {
@@ -221,6 +228,7 @@ impl ConnectionError {
             ConnectionError::Protocol { reason, .. } | ConnectionError::Aborted { reason } => {
                 *reason
             }
+            ConnectionError::TimedOut { .. } => Reason::NO_ERROR,
         }
     }
 }
@@ -237,6 +245,7 @@ impl fmt::Display for ConnectionError {
                     "HTTP/2 connection closed by the application with {reason}"
                 )
             }
+            ConnectionError::TimedOut { what } => f.write_str(what),
         }
     }
 }
@@ -383,6 +392,10 @@ pub struct Connection {
     last_refill: Option<Instant>,
     /// When our unacknowledged SETTINGS time out (set at the first input after sending them).
     settings_deadline: Option<Instant>,
+    /// Keepalive, ping enforcement, idleness and age.
+    keepalive: Keepalive,
+    /// The last time given to us (by `recv` or `handle_timeout`).
+    now: Option<Instant>,
     header_block_limit: usize,
     /// The DATA frame last written to `out`, while nothing has followed it there: the next
     /// `send_data` on the same stream extends it instead of starting a frame, so a stream of
@@ -468,6 +481,8 @@ impl Connection {
             reset_cost_ns,
             last_refill: None,
             settings_deadline: None,
+            keepalive: Keepalive::new(config.keepalive.clone(), role == Role::Server),
+            now: None,
             open_data: None,
             config,
         }
@@ -538,6 +553,11 @@ impl Connection {
             return Err(e.clone());
         }
         self.refill(now);
+        self.now = Some(now);
+        if !self.recv_buf.is_empty() {
+            self.keepalive.on_recv(now);
+        }
+        self.keepalive.observe(now, self.open_streams());
         if self.settings_deadline.is_none() && self.local.pending_acks() > 0 {
             self.settings_deadline = self.config.settings_timeout.map(|t| now + t);
         }
@@ -746,6 +766,7 @@ impl Connection {
         } else {
             self.active_remote -= 1;
         }
+        self.keepalive.on_streams_changed(self.open_streams());
     }
 
     /// A stream reached Closed through END_STREAM on both sides.
@@ -1349,8 +1370,15 @@ impl Connection {
                     return Ok(());
                 }
             }
-            self.events.push_back(Event::PingAck { payload: f.payload });
+            if f.payload != KEEPALIVE_PING_PAYLOAD {
+                self.events.push_back(Event::PingAck { payload: f.payload });
+            }
             return Ok(());
+        }
+        let now = self.now.expect("frames are processed with a time");
+        if !self.keepalive.on_ping_received(now, self.open_streams()) {
+            // grpc-go and grpcio say it with these words; clients double their keepalive time.
+            return Err(conn_err(Reason::ENHANCE_YOUR_CALM, "too_many_pings"));
         }
         Ping::pong(f.payload).encode(&mut self.out);
         self.queue_control()
@@ -1447,6 +1475,7 @@ impl Connection {
     /// Encodes `headers` straight into the output after a placeholder frame header; splits
     /// into CONTINUATION frames only if the block is larger than the peer's frame size.
     fn write_headers(&mut self, id: StreamId, headers: &[Header], end_stream: bool) {
+        self.keepalive.on_data_sent();
         let start = self.out.len();
         self.out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         self.encoder.encode_headers(headers, &mut self.out);
@@ -1509,7 +1538,11 @@ impl Connection {
         if self.error.is_some() {
             return None;
         }
-        self.settings_deadline
+        let keepalive = self.keepalive.poll_timeout(self.open_streams());
+        match (self.settings_deadline, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Serves the timers due at `now`.
@@ -1522,11 +1555,36 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        self.now = Some(now);
         if self.settings_deadline.is_some_and(|d| d <= now) && self.local.pending_acks() > 0 {
             return Err(self.fail(
                 Reason::SETTINGS_TIMEOUT,
                 "the peer did not acknowledge our SETTINGS in time",
             ));
+        }
+        while let Some(due) = self.keepalive.due(now, self.open_streams()) {
+            match due {
+                Due::Ping => Ping::new(KEEPALIVE_PING_PAYLOAD).encode(&mut self.out),
+                Due::Dead => {
+                    // The peer is gone: nothing to tell it.
+                    let e = ConnectionError::TimedOut {
+                        what: "keepalive timed out: the peer did not answer our PING in time",
+                    };
+                    self.error = Some(e.clone());
+                    return Err(e);
+                }
+                Due::GoAway(why) => self.go_away(Reason::NO_ERROR, why.as_bytes()),
+                Due::Close => {
+                    if !matches!(self.goaway_sent, GoAwaySent::Final(_)) {
+                        self.send_final_go_away(Reason::NO_ERROR, b"max_age");
+                    }
+                    let e = ConnectionError::TimedOut {
+                        what: "max_connection_age_grace ran out with calls still open",
+                    };
+                    self.error = Some(e.clone());
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -1755,6 +1813,7 @@ impl Connection {
             rest = tail;
         }
         self.send_window.consume(n);
+        self.keepalive.on_data_sent();
         if let Some(s) = self.streams.get_mut(&id) {
             s.send_window.consume(n);
         }
@@ -1826,6 +1885,7 @@ impl Connection {
             len: frame_len,
         });
         self.send_window.consume(len);
+        self.keepalive.on_data_sent();
         if let Some(s) = self.streams.get_mut(&id) {
             s.send_window.consume(len);
         }

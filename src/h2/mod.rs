@@ -8,5 +8,6 @@ pub mod error;
 pub mod flow;
 pub mod frame;
 pub mod hpack;
+pub mod keepalive;
 pub mod settings;
 pub mod stream;

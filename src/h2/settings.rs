@@ -82,6 +82,10 @@ pub struct Config {
     ///
     /// [`Connection::poll_timeout`]: super::conn::Connection::poll_timeout
     pub settings_timeout: Option<std::time::Duration>,
+    /// Keepalive, ping enforcement and connection age/idleness (see
+    /// [`keepalive`](super::keepalive)). Default: all off but ping enforcement (a server
+    /// builder turns on its 2 h keepalive itself).
+    pub keepalive: super::keepalive::KeepaliveConfig,
 }
 
 impl Default for Config {
@@ -99,6 +103,7 @@ impl Default for Config {
             max_empty_frames: 100,
             closed_stream_memory: 1024,
             settings_timeout: Some(std::time::Duration::from_secs(10)),
+            keepalive: super::keepalive::KeepaliveConfig::default(),
         }
     }
 }

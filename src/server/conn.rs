@@ -182,11 +182,15 @@ impl ServerConn {
                 let stall = h
                     .stall
                     .map(|(since, _)| since + self.core.config.send_stall_timeout);
-                let machine = h.shared.lock().conn.poll_timeout();
-                [h.next_deadline, release, stall, machine]
+                let mut st = h.shared.lock();
+                let machine = st.conn.poll_timeout();
+                let next = [h.next_deadline, release, stall, machine]
                     .into_iter()
                     .flatten()
-                    .min()
+                    .min();
+                // What the loop has armed: a command that wants an earlier time wakes it.
+                st.armed = next;
+                next
             }
             Phase::Done => None,
         }
@@ -379,7 +383,11 @@ impl ServerConn {
         first: &[u8],
         now: Instant,
     ) -> Next {
-        let conn = Connection::new(Role::Server, self.core.config.h2.clone());
+        let mut config = self.core.config.h2.clone();
+        if let Some(age) = &mut config.keepalive.max_connection_age {
+            *age = jitter(*age, self.id);
+        }
+        let conn = Connection::new(Role::Server, config);
         let sink = SocketSink::new(self.sock.clone(), tls.clone(), self.waker.clone());
         let sock = self.sock.clone();
         let shared = Shared::on_loop(
@@ -543,6 +551,22 @@ impl ServerConn {
         self.sock.shutdown();
         Next::Close
     }
+}
+
+/// `d` ± 10 %, as gRPC jitters connection ages, from a cheap hash of the connection id and
+/// the clock (no random-number crate for this).
+fn jitter(d: Duration, id: u64) -> Duration {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos() as u64);
+    // splitmix64
+    let mut z = (id ^ t).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // A factor in [0.9, 1.1).
+    let f = 0.9 + (z >> 11) as f64 / (1u64 << 53) as f64 * 0.2;
+    d.mul_f64(f)
 }
 
 fn would_block(e: &std::io::Error) -> bool {

@@ -161,7 +161,14 @@ impl Default for ServerBuilder {
                 max_streaming_rpcs_per_connection: usize::MAX,
                 handshake_timeout: Duration::from_secs(10),
                 compression: None,
-                h2: H2Config::default(),
+                h2: H2Config {
+                    // grpcio's server default: ping a client after 2 h of silence.
+                    keepalive: crate::h2::keepalive::KeepaliveConfig {
+                        time: Some(Duration::from_secs(2 * 60 * 60)),
+                        ..Default::default()
+                    },
+                    ..H2Config::default()
+                },
                 on_handshake_error: None,
                 inline_unary: true,
                 io_threads: std::thread::available_parallelism()
@@ -216,6 +223,69 @@ impl ServerBuilder {
     /// responses, its streams) is freed.
     pub fn send_stall_timeout(mut self, timeout: Duration) -> Self {
         self.config.send_stall_timeout = timeout;
+        self
+    }
+
+    /// Pings a client after this long without hearing from it, and drops the connection if
+    /// the client does not answer within [`keepalive_timeout`](Self::keepalive_timeout)
+    /// (grpcio's `grpc.keepalive_time_ms`; default 2 h). Frees the calls and workers of a
+    /// client that vanished without a FIN.
+    pub fn keepalive_time(mut self, time: Duration) -> Self {
+        self.config.h2.keepalive.time = Some(time);
+        self
+    }
+
+    /// How long a keepalive PING may go unanswered (`grpc.keepalive_timeout_ms`; default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.h2.keepalive.timeout = timeout;
+        self
+    }
+
+    /// Ping enforcement: accept a client's PINGs while it has no call open as often as
+    /// [`min_recv_ping_interval_without_data`](Self::min_recv_ping_interval_without_data)
+    /// (grpcio's `grpc.keepalive_permit_without_calls` on a server; default false: such PINGs
+    /// less than two hours apart are strikes).
+    pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
+        self.config.h2.keepalive.permit_without_calls = permit;
+        self
+    }
+
+    /// Ping enforcement: PINGs closer together than this are strikes
+    /// (`grpc.http2.min_recv_ping_interval_without_data_ms`; default 5 min). Sending data or
+    /// headers forgives them.
+    pub fn min_recv_ping_interval_without_data(mut self, interval: Duration) -> Self {
+        self.config.h2.keepalive.min_recv_ping_interval_without_data = interval;
+        self
+    }
+
+    /// Ping enforcement: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM `too_many_pings`
+    /// (`grpc.http2.max_ping_strikes`; default 2, 0 for no limit).
+    pub fn max_ping_strikes(mut self, strikes: u32) -> Self {
+        self.config.h2.keepalive.max_ping_strikes = strikes;
+        self
+    }
+
+    /// Closes a connection gracefully (GOAWAY) once it has had no call for this long
+    /// (`grpc.max_connection_idle_ms`; default off).
+    pub fn max_connection_idle(mut self, idle: Duration) -> Self {
+        self.config.h2.keepalive.max_connection_idle = Some(idle);
+        self
+    }
+
+    /// Closes a connection gracefully (GOAWAY) once it is this old, give or take 10 % so that
+    /// clients do not all reconnect at once (`grpc.max_connection_age_ms`; default off). Lets
+    /// an L4 load balancer spread long-lived clients again. Calls running then may finish
+    /// within [`max_connection_age_grace`](Self::max_connection_age_grace); new calls go to
+    /// a new connection without failing.
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.config.h2.keepalive.max_connection_age = Some(age);
+        self
+    }
+
+    /// How long calls may run on after the age GOAWAY before the connection is closed anyway
+    /// (`grpc.max_connection_age_grace_ms`; default: no limit).
+    pub fn max_connection_age_grace(mut self, grace: Duration) -> Self {
+        self.config.h2.keepalive.max_connection_age_grace = Some(grace);
         self
     }
 

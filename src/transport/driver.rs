@@ -208,6 +208,8 @@ pub(crate) struct State {
     pub lost: Option<ConnLost>,
     /// The peer's GOAWAY: no new streams may be opened.
     pub goaway: Option<(StreamId, Reason)>,
+    /// The peer's GOAWAY debug data (`too_many_pings` tells a client to ping less).
+    pub goaway_debug: Option<Bytes>,
     /// Woken when streams close, the peer's settings change or the connection dies: for callers
     /// waiting for a free stream slot (MAX_CONCURRENT_STREAMS).
     pub conn_cv: Arc<WaitCell>,
@@ -234,6 +236,10 @@ pub(crate) struct State {
     pub budget: usize,
     /// Threads waiting for the output to fall under the budget.
     budget_waiters: usize,
+    /// Server: the instant the I/O loop has a timer armed for (its connection's next
+    /// deadline). A command that makes the machine want the clock sooner (the last call of a
+    /// connection with `max_connection_idle` ended) wakes the loop to re-arm.
+    pub armed: Option<Instant>,
 }
 
 impl State {
@@ -475,6 +481,7 @@ impl Shared {
                 streams: IdMap::default(),
                 lost: None,
                 goaway: None,
+                goaway_debug: None,
                 conn_cv: Arc::new(WaitCell::default()),
                 deferred: Vec::new(),
                 close_when_idle: false,
@@ -487,6 +494,7 @@ impl Shared {
                 written: 0,
                 budget: usize::MAX,
                 budget_waiters: 0,
+                armed: None,
             }),
             writer: Mutex::new(writer),
             closer,
@@ -553,6 +561,14 @@ impl Shared {
     /// once: that thread re-checks the buffer under the state lock before it lets go of the
     /// write half, so nothing is stranded.
     pub fn flush<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+        if let Some(w) = &self.waker {
+            if let Some(t) = st.conn.poll_timeout() {
+                if !matches!(st.armed, Some(a) if a <= t) {
+                    st.armed = Some(t);
+                    w.wake();
+                }
+            }
+        }
         if !st.conn.has_output() {
             return;
         }
@@ -710,24 +726,52 @@ fn flusher_loop(f: &Flusher, shared: &std::sync::Weak<Shared>) {
     }
 }
 
-/// The read half of a client connection's socket (TCP, Unix, or TLS).
-pub(crate) trait ReadHalf: Read + Send {}
+/// The read half of a client connection's socket (TCP, Unix, or TLS), whose reads can time
+/// out (so the reader can serve the connection's timers).
+pub(crate) trait ReadHalf: Read + Send {
+    /// Sets the read timeout (`None` blocks forever).
+    fn set_read_timeout(&self, d: Option<std::time::Duration>) -> io::Result<()>;
+}
 
-impl ReadHalf for std::net::TcpStream {}
+impl ReadHalf for std::net::TcpStream {
+    fn set_read_timeout(&self, d: Option<std::time::Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, d)
+    }
+}
 
 #[cfg(unix)]
-impl ReadHalf for std::os::unix::net::UnixStream {}
+impl ReadHalf for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, d: Option<std::time::Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, d)
+    }
+}
 
 /// The client's reader thread: socket → state machine → stream slots, until the connection
 /// ends. Servers never open streams to a client (the state machine rejects pushes; a stray
-/// HEADERS is refused in [`Shared::route`]).
+/// HEADERS is refused in [`Shared::route`]). The read times out when the machine next needs
+/// the clock (keepalive), which is then served.
 pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
     shared.flush(shared.lock());
     // 64 KiB: several full DATA frames per read without holding much memory per connection.
     let mut buf = vec![0u8; 64 * 1024];
+    let mut timeout_set = None;
     loop {
+        let due = shared.lock().conn.poll_timeout();
+        let want = due.map(|t| {
+            t.saturating_duration_since(Instant::now())
+                .max(std::time::Duration::from_millis(1))
+        });
+        if want != timeout_set {
+            let _ = rd.set_read_timeout(want);
+            timeout_set = want;
+        }
         let res = rd.read(&mut buf);
         let mut st = shared.lock();
+        if due.is_some_and(|t| t <= Instant::now()) {
+            if let Err(e) = st.conn.handle_timeout(Instant::now()) {
+                st.set_lost(ConnLost::Protocol(e.to_string()));
+            }
+        }
         match res {
             Ok(0) => st.set_lost(ConnLost::Io("peer closed the connection".into())),
             Ok(n) => shared.recv(&mut st, &buf[..n], Instant::now()),
@@ -920,9 +964,10 @@ fn route_events(st: &mut State) {
             Event::GoAway {
                 last_stream_id,
                 reason,
-                ..
+                debug,
             } => {
                 st.goaway = Some((last_stream_id, reason));
+                st.goaway_debug = Some(debug);
                 // Streams the peer never saw are safe to retry; the state machine may also
                 // report them one by one, this covers both.
                 let mut refused = Vec::new();

@@ -635,7 +635,11 @@ impl Read for TlsReader {
     }
 }
 
-impl ReadHalf for TlsReader {}
+impl ReadHalf for TlsReader {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(d)
+    }
+}
 
 /// The write half of a TLS connection: seals under the session lock, writes holding only the
 /// socket's write lock.
@@ -853,7 +857,11 @@ impl<R: Read> Read for PlainClientReader<R> {
     }
 }
 
-impl<R: ReadHalf> ReadHalf for PlainClientReader<R> {}
+impl<R: ReadHalf> ReadHalf for PlainClientReader<R> {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(d)
+    }
+}
 
 /// One entry of a certificate's subject alternative name extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
