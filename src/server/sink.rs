@@ -117,6 +117,9 @@ impl<T: Message> ResponseSink<T> {
     /// Sends one message now if the client's window and the connection's output budget take
     /// it whole (and the response head first, if not sent yet). Never blocks.
     ///
+    /// Detached streams suit small messages (statuses, notifications): a message larger than
+    /// the client's window (64 KiB unless it grew) is `Full` however fast the client reads.
+    ///
     /// # Errors
     /// [`TrySendError::Full`] when the message would have to wait (nothing was sent);
     /// [`TrySendError::Closed`] once the call is over, or when the message is over the send
