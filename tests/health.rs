@@ -373,3 +373,101 @@ fn rich_error_details_cross_the_wire() {
         Duration::from_secs(2)
     );
 }
+
+/// A watcher whose client does not take its updates (its stream window, 20 bytes here, is
+/// full and never given back) is ended with UNAVAILABLE rather than waited for: `set` never
+/// blocks, and the reporter forgets it.
+#[test]
+fn a_watcher_that_does_not_read_is_ended_with_unavailable() {
+    use std::io::{Read, Write};
+
+    use grpc_sync::h2::conn::{Connection, Event, Role};
+    use grpc_sync::h2::hpack::Header;
+    use grpc_sync::h2::settings::Config;
+    use prost::Message;
+
+    let health = HealthReporter::new();
+    health.set("x.Svc", ServingStatus::Serving);
+    let (server, _channel) = start(2, &health, None);
+    let port = server.local_addrs()[0].port();
+
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn = Connection::new(
+        Role::Client,
+        Config {
+            initial_window_size: 20,
+            ..Config::default()
+        },
+    );
+    let h = |n: &'static str, v: &'static str| Header::from_static(n.as_bytes(), v.as_bytes());
+    let head = [
+        h(":method", "POST"),
+        h(":scheme", "http"),
+        h(":path", "/grpc.health.v1.Health/Watch"),
+        h(":authority", "localhost"),
+        h("content-type", "application/grpc"),
+        h("te", "trailers"),
+    ];
+    let req = HealthCheckRequest {
+        service: "x.Svc".into(),
+    };
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(req.encoded_len() as u32).to_be_bytes());
+    body.extend_from_slice(&req.encode_to_vec());
+    let id = conn.open_stream(&head, false).unwrap();
+    assert_eq!(conn.send_data(id, &body, true).unwrap(), body.len());
+    sock.write_all(&conn.take_output()).unwrap();
+
+    // Reads until `done` says so; nothing is ever given back to the stream's window.
+    let mut data = 0;
+    let mut trailers = None;
+    let mut buf = [0u8; 4096];
+    let mut pump = |data: &mut usize, trailers: &mut Option<Vec<Header>>| {
+        let n = sock.read(&mut buf).expect("the server answers in time");
+        assert!(n > 0, "the server closed the connection");
+        conn.recv(&buf[..n], Instant::now()).unwrap();
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Data { data: d, .. } => *data += d.len(),
+                Event::Headers {
+                    headers,
+                    end_stream: true,
+                    ..
+                } => *trailers = Some(headers),
+                _ => {}
+            }
+        }
+        let out = conn.take_output();
+        if !out.is_empty() {
+            sock.write_all(&out).unwrap();
+        }
+    };
+    // The current status: 7 bytes of the 20.
+    let deadline = Instant::now() + WAIT;
+    while data < 7 {
+        assert!(Instant::now() < deadline, "no first status");
+        pump(&mut data, &mut trailers);
+    }
+    wait_until("the watcher is registered", || health.watchers() == 1);
+    // One more change fits (14 of the 20 bytes), the next does not: the watch ends.
+    for s in [
+        ServingStatus::NotServing,
+        ServingStatus::Serving,
+        ServingStatus::NotServing,
+    ] {
+        health.set("x.Svc", s);
+    }
+    assert_eq!(health.watchers(), 0, "the watcher is ended at once");
+    while trailers.is_none() {
+        assert!(Instant::now() < deadline, "no trailers");
+        pump(&mut data, &mut trailers);
+    }
+    let trailers = trailers.unwrap();
+    let status = trailers
+        .iter()
+        .find(|f| &f.name[..] == b"grpc-status")
+        .map(|f| f.value.clone());
+    assert_eq!(status.as_deref(), Some(&b"14"[..]), "{trailers:?}");
+    assert_eq!(data, 14, "two statuses of 7 bytes");
+}
