@@ -16,12 +16,16 @@ fn main() -> Result<(), common::BoxError> {
 
     // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    // Health checking (grpc.health.v1), on by default: it costs a map and no thread, and it
+    // is what grpc_health_probe, Kubernetes gRPC probes and load balancers ask first.
+    let health = common::serving_health(&[common::pb::calculator::demo_server::SERVICE_NAME]);
     let server = Server::builder()
         .max_workers(10)
         .add_service(DemoServer::new(DemoService::default()))
         .add_services(common::reflection(
             common::pb::calculator::FILE_DESCRIPTOR_SET,
         ))
+        .add_service(health.service())
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use grpc_sync::health::{HealthCheckRequest, HealthClient, HealthReporter, ServingStatus};
 use grpc_sync::{Channel, Code, Server};
 
 use common::checks::{self, Checks, SEED};
@@ -82,6 +83,10 @@ fn run() -> Result<bool, BoxError> {
     let (events_tx, events) = mpsc::channel();
     let contact_service = Arc::new(contact::ContactService::new(Duration::from_secs(60), SEED));
 
+    // Health checking for the whole server and the route guide (grpc.health.v1).
+    let health =
+        common::serving_health(&[common::pb::route_guide::route_guide_server::SERVICE_NAME]);
+
     // One server with every service, on a port the OS picks.
     let server = Server::builder()
         .max_workers(10)
@@ -97,6 +102,7 @@ fn run() -> Result<bool, BoxError> {
             streams::DemoService::new(Duration::from_millis(10)).with_events(events_tx),
         ))
         .add_service(ContactServer::from_arc(contact_service.clone()))
+        .add_service(health.service())
         .build();
     let port = server.add_insecure_port("127.0.0.1:0")?;
     server.start()?;
@@ -193,6 +199,72 @@ fn run() -> Result<bool, BoxError> {
         );
     }
 
+    if let Some(r) = c.section("health", || health_client(&channel, &health)) {
+        c.eq(
+            "Check: the server and the route guide are SERVING, others NOT_FOUND",
+            &r.checks,
+            &vec![
+                Ok(ServingStatus::Serving),
+                Ok(ServingStatus::Serving),
+                Err(Code::NotFound),
+            ],
+        );
+        c.eq(
+            "Watch: the current status, then the change",
+            &r.watched,
+            &vec![ServingStatus::Serving, ServingStatus::NotServing],
+        );
+        c.eq("List: two services", &r.listed, &2);
+    }
+
     server.stop(Some(Duration::from_secs(1))).wait();
     Ok(c.summary())
+}
+
+/// What the health client saw.
+struct HealthReport {
+    checks: Vec<Result<ServingStatus, Code>>,
+    watched: Vec<ServingStatus>,
+    listed: usize,
+}
+
+/// Checks three services, watches the route guide while it turns NOT_SERVING, lists.
+fn health_client(channel: &Channel, health: &HealthReporter) -> Result<HealthReport, BoxError> {
+    let client = HealthClient::new(channel.clone());
+    let route_guide = common::pb::route_guide::route_guide_server::SERVICE_NAME;
+    let checks = ["", route_guide, "no.Such"]
+        .iter()
+        .map(|s| {
+            let req = HealthCheckRequest {
+                service: s.to_string(),
+            };
+            let r = client.check(req).map(|r| r.status()).map_err(|e| e.code());
+            println!("Check {s:?}: {r:?}");
+            r
+        })
+        .collect();
+    let mut watch = client.watch(HealthCheckRequest {
+        service: route_guide.to_string(),
+    })?;
+    let mut watched = Vec::new();
+    if let Some(first) = watch.next() {
+        watched.push(first?.status());
+        health.set(route_guide, ServingStatus::NotServing);
+        if let Some(next) = watch.next() {
+            watched.push(next?.status());
+        }
+    }
+    println!("Watch {route_guide:?}: {watched:?}");
+    // Dropping the stream cancels the watch.
+    drop(watch);
+    let listed = client
+        .list(grpc_sync::health::HealthListRequest {})?
+        .statuses
+        .len();
+    println!("List: {listed} services");
+    Ok(HealthReport {
+        checks,
+        watched,
+        listed,
+    })
 }

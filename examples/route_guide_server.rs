@@ -20,6 +20,10 @@ fn main() -> Result<(), common::BoxError> {
     println!("loaded {} features", db.len());
     // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    // Health checking (grpc.health.v1), on by default: it costs a map and no thread, and it
+    // is what grpc_health_probe, Kubernetes gRPC probes and load balancers ask first.
+    let health =
+        common::serving_health(&[common::pb::route_guide::route_guide_server::SERVICE_NAME]);
     let server = Server::builder()
         .max_workers(10)
         .add_service(RouteGuideServer::new(RouteGuideService::new(db)))
@@ -27,6 +31,7 @@ fn main() -> Result<(), common::BoxError> {
             common::pb::route_guide::FILE_DESCRIPTOR_SET,
         ))
         .on_handshake_error(|peer, e| eprintln!("TLS handshake with {peer} failed: {e}"))
+        .add_service(health.service())
         .build();
     let port = match args.server_credentials()? {
         Some(creds) => server.add_secure_port(&args.listen_addr(), creds)?,

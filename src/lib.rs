@@ -16,7 +16,9 @@
 pub mod client;
 pub mod codec;
 pub mod compression;
+pub mod error_details;
 pub mod h2;
+pub mod health;
 pub mod metadata;
 pub mod reflection;
 pub mod server;
@@ -36,6 +38,7 @@ pub use server::{
     BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,
     ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle, UnaryHandler,
 };
+pub use server::{DetachedStreamingHandler, ResponseSink, TrySendError};
 pub use status::{Code, Status};
 pub use streaming::Streaming;
 pub use transport::tls::{

@@ -78,6 +78,19 @@ pub fn reflection(set: &'static [u8]) -> [grpc_sync::Service; 2] {
         .services()
 }
 
+use grpc_sync::health::{HealthReporter, ServingStatus};
+
+/// A health reporter (`grpc.health.v1.Health`) that says SERVING for the whole server and
+/// for each of `services`: the example servers register its `service()` by default, so
+/// `health_probe` (and any gRPC health checker) can ask them.
+pub fn serving_health(services: &[&str]) -> HealthReporter {
+    let health = HealthReporter::new();
+    for name in services {
+        health.set(name, ServingStatus::Serving);
+    }
+    health
+}
+
 /// The error type of client routines: any RPC `Status` or local failure.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 

@@ -355,6 +355,18 @@ impl ServerContext {
             .map_err(|e| stream_status(&e))
     }
 
+    /// Sends one response message of a stream only if the windows and the connection's
+    /// output budget take it whole now: `Ok(false)` (nothing sent) instead of waiting. For
+    /// detached streams (`server::sink`), whose senders must never block.
+    pub(crate) fn try_send_message<M: Message>(&self, msg: &M) -> Result<bool, Status> {
+        self.ensure_headers()?;
+        let enc = self.next_message_encoding();
+        let framed = Self::encode_with(msg, self.max_send, enc)?;
+        self.stream
+            .send_stream_message_with(framed.len(), |buf| buf.extend_from_slice(&framed))
+            .map_err(|e| stream_status(&e))
+    }
+
     /// Frames raw message bytes, checking the send size limit.
     pub(crate) fn frame(&self, msg: &[u8]) -> Result<Bytes, Status> {
         if msg.len() > self.max_send {

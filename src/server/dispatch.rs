@@ -23,6 +23,7 @@ use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
 use crate::server::context::{stream_status, CallState, ServerContext};
 use crate::server::service::Method;
+use crate::server::sink::DetachedCall;
 use crate::server::ServerCore;
 use crate::status::{Code, Status};
 use crate::streaming::MessageSource;
@@ -367,6 +368,28 @@ impl ServerDispatcher {
         }
         let core2 = core.clone();
         let inline = !holds_stream && core.config.inline_unary && timing.is_quick();
+        let method = match method {
+            Method::Detached(h) => {
+                // A detached stream: the handler takes the call and returns; the call's
+                // accounting ends when its sink is dropped, wherever that happens.
+                let done = Box::new(move || {
+                    streaming.fetch_sub(1, Ordering::AcqRel);
+                    core2.end_rpc();
+                });
+                let core3 = core.clone();
+                let job = Box::new(move || {
+                    let call = DetachedCall::new(ctx, done);
+                    let request = request.unwrap_or_default();
+                    if catch_unwind(AssertUnwindSafe(|| h.call(request, call))).is_err() {
+                        // The call, dropped while unwinding, answered UNKNOWN.
+                        core3.pool.record_panic();
+                    }
+                });
+                queue_job(&core, job);
+                return;
+            }
+            method => method,
+        };
         let job = Box::new(move || {
             let t0 = Instant::now();
             if run_call(&ctx, method, request, max_recv) {
@@ -416,6 +439,8 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
                     Err(s) => (None, s),
                 }
             }
+            // Started by `ServerDispatcher::start` without `run_call`.
+            Method::Detached(_) => (None, Status::internal("detached call run as a worker call")),
         }
     }));
     match outcome {

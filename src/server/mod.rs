@@ -34,6 +34,7 @@ mod handoff;
 pub(crate) mod io;
 pub mod pool;
 pub mod service;
+pub mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::io as stdio;
@@ -52,9 +53,10 @@ use crate::transport::tls::{HandshakeError, HandshakeHook, ServerCredentials};
 pub use context::ServerContext;
 pub use pool::{PoolStats, QUEUE_WAIT_BUCKETS_US};
 pub use service::{
-    BidiStreamingHandler, ClientStreamingHandler, ResponseStream, ServerStreamingHandler, Service,
-    ServiceBuilder, UnaryHandler,
+    BidiStreamingHandler, ClientStreamingHandler, DetachedStreamingHandler, ResponseStream,
+    ServerStreamingHandler, Service, ServiceBuilder, UnaryHandler,
 };
+pub use sink::{ResponseSink, TrySendError};
 
 use service::Method;
 
@@ -779,7 +781,7 @@ impl Server {
     /// cancelled now); then every connection is closed. Returns a handle whose
     /// [`wait`](StopHandle::wait) blocks until everything has stopped.
     pub fn stop(&self, grace: Option<Duration>) -> StopHandle {
-        let (core, loops, unix_paths) = {
+        let (core, loops, unix_paths, stop_hooks) = {
             let mut st = lock(&self.inner.state);
             match st.phase {
                 Phase::Created => {
@@ -802,8 +804,17 @@ impl Server {
                 st.core.clone().expect("running server has a core"),
                 st.loops.clone().expect("running server has loops"),
                 st.unix_paths.clone(),
+                st.services
+                    .iter()
+                    .flat_map(|svc| svc.stop_hooks.iter().cloned())
+                    .collect::<Vec<_>>(),
             )
         };
+        // The services' own stop hooks (`ServiceBuilder::on_server_stop`) run first, while
+        // every stream is still open: health turns NOT_SERVING here, ahead of the GOAWAY.
+        for hook in stop_hooks {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook()));
+        }
         core.stopping.store(true, Ordering::Release);
         // The loops close their listeners when they see `stopping`.
         loops.wake_all();

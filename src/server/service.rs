@@ -26,6 +26,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::server::context::ServerContext;
+use crate::server::sink::{DetachedCall, ResponseSink};
 use crate::status::Status;
 use crate::streaming::{MessageSource, Streaming};
 
@@ -63,6 +64,23 @@ pub trait BidiStreamingHandler<Req, Resp>: Send + Sync + 'static {
         requests: Streaming<Req>,
         ctx: &'a ServerContext,
     ) -> Result<ResponseStream<'a, Resp>, Status>;
+}
+
+/// A server-streaming method whose responses are sent later, from any thread, through a
+/// [`ResponseSink`]: the handler returns at once and holds no worker while the stream stays
+/// open (for streams fed by events, such as health `Watch`). Closures work directly.
+pub trait DetachedStreamingHandler<Req, Resp>: Send + Sync + 'static {
+    /// Starts one call: keep `sink` wherever the events come from, or finish it now.
+    fn call(&self, request: Req, sink: ResponseSink<Resp>);
+}
+
+impl<Req, Resp, F> DetachedStreamingHandler<Req, Resp> for F
+where
+    F: Fn(Req, ResponseSink<Resp>) + Send + Sync + 'static,
+{
+    fn call(&self, request: Req, sink: ResponseSink<Resp>) {
+        self(request, sink)
+    }
 }
 
 impl<Req, Resp, F> UnaryHandler<Req, Resp> for F
@@ -106,6 +124,11 @@ pub(crate) trait ErasedBidi: Send + Sync {
     ) -> Result<RawStream<'a>, Status>;
 }
 
+/// A detached server-streaming handler: it gets the call itself, which outlives it.
+pub(crate) trait ErasedDetached: Send + Sync {
+    fn call(&self, request: Bytes, call: DetachedCall);
+}
+
 /// One routable method.
 #[derive(Clone)]
 pub(crate) enum Method {
@@ -113,15 +136,23 @@ pub(crate) enum Method {
     ServerStreaming(Arc<dyn ErasedServerStreaming>),
     ClientStreaming(Arc<dyn ErasedClientStreaming>),
     Bidi(Arc<dyn ErasedBidi>),
+    /// Server streaming through a [`ResponseSink`]: the worker returns as soon as the handler
+    /// has taken the sink (see `server::sink`).
+    Detached(Arc<dyn ErasedDetached>),
 }
 
 impl Method {
     /// Whether the handler needs the whole request before it runs (unary and server streaming).
     pub fn single_request(&self) -> bool {
-        matches!(self, Method::Unary(_) | Method::ServerStreaming(_))
+        matches!(
+            self,
+            Method::Unary(_) | Method::ServerStreaming(_) | Method::Detached(_)
+        )
     }
 
-    /// Whether the handler holds its worker for the life of a stream (every kind but unary).
+    /// Whether the RPC outlives a unary exchange (every kind but unary): it counts towards
+    /// `max_streaming_rpcs_per_connection` while open, and never runs inline. Every such
+    /// kind holds its worker for the life of the stream, except [`Method::Detached`].
     pub fn streams(&self) -> bool {
         !matches!(self, Method::Unary(_))
     }
@@ -190,6 +221,20 @@ where
     }
 }
 
+impl<H, Req, Resp> ErasedDetached for Typed<H, Req, Resp>
+where
+    H: DetachedStreamingHandler<Req, Resp>,
+    Req: Message + Default + 'static,
+    Resp: Message + 'static,
+{
+    fn call(&self, request: Bytes, mut call: DetachedCall) {
+        match decode(request) {
+            Ok(req) => self.0.call(req, ResponseSink::new(call)),
+            Err(status) => call.finish(status),
+        }
+    }
+}
+
 /// Adapts a closure to [`ServerStreamingHandler`] (closures cannot name the borrowed lifetime
 /// through a blanket impl, so this goes through [`ServiceBuilder::server_streaming_fn`]).
 struct FnServerStreaming<F>(F);
@@ -245,6 +290,8 @@ where
 pub struct Service {
     name: String,
     pub(crate) methods: HashMap<String, Method>,
+    /// Run by `Server::stop` before its GOAWAY (see [`ServiceBuilder::on_server_stop`]).
+    pub(crate) stop_hooks: Vec<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Service {
@@ -254,6 +301,7 @@ impl Service {
             service: Service {
                 name: name.to_string(),
                 methods: HashMap::new(),
+                stop_hooks: Vec::new(),
             },
         }
     }
@@ -380,6 +428,44 @@ impl ServiceBuilder {
             + 'static,
     {
         self.bidi_streaming(method, FnBidi(f))
+    }
+
+    /// Adds a server-streaming method whose responses are sent from other threads through a
+    /// [`ResponseSink`] (see [`DetachedStreamingHandler`]); closures work directly.
+    ///
+    /// ```
+    /// use grpc_sync::{ResponseSink, Service};
+    /// # #[derive(Clone, PartialEq, grpc_sync::prost::Message)] struct Tick { #[prost(int32, tag = "1")] n: i32 }
+    /// let svc = Service::builder("demo.Clock")
+    ///     .server_streaming_detached("Ticks", |first: Tick, mut sink: ResponseSink<Tick>| {
+    ///         // Hand `sink` to whatever produces the events; here, one message and done.
+    ///         let _ = sink.try_send(&first);
+    ///         sink.finish(grpc_sync::Status::ok(""));
+    ///     })
+    ///     .build();
+    /// # drop(svc);
+    /// ```
+    pub fn server_streaming_detached<Req, Resp>(
+        self,
+        method: &str,
+        handler: impl DetachedStreamingHandler<Req, Resp>,
+    ) -> Self
+    where
+        Req: Message + Default + 'static,
+        Resp: Message + 'static,
+    {
+        self.add(
+            method,
+            Method::Detached(Arc::new(Typed(handler, PhantomData))),
+        )
+    }
+
+    /// Registers `hook` to run when the server that serves this service starts to stop
+    /// ([`Server::stop`](crate::Server::stop)), before the server sends GOAWAY: the health
+    /// service uses it to turn every status to NOT_SERVING while its watchers can still hear.
+    pub fn on_server_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.service.stop_hooks.push(Arc::new(hook));
+        self
     }
 
     /// Finishes the service.
