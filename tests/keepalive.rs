@@ -192,6 +192,10 @@ fn client_keepalive_finds_a_black_holed_server_and_reconnects() {
     let ch = Channel::builder(&format!("127.0.0.1:{}", relay.port))
         .keepalive_time(Duration::from_millis(200))
         .keepalive_timeout(Duration::from_millis(300))
+        // The held call sends nothing after its request: without this, the client stops
+        // pinging after two pings (grpcio's default), and a slow start of the black hole
+        // would leave it undetected.
+        .max_pings_without_data(0)
         .build()
         .unwrap();
     assert_eq!(echo(&ch).unwrap(), "hi");

@@ -755,19 +755,25 @@ pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
     // 64 KiB: several full DATA frames per read without holding much memory per connection.
     let mut buf = vec![0u8; 64 * 1024];
     let mut timeout_set = None;
+    // A call that starts while this thread waits in `read` cannot re-arm the read's timeout;
+    // with keepalive on, waking at least once per keepalive interval bounds how late its
+    // first ping can be.
+    let cap = shared.lock().conn.config().keepalive.time;
     loop {
         let due = shared.lock().conn.poll_timeout();
-        let want = due.map(|t| {
-            t.saturating_duration_since(Instant::now())
-                .max(std::time::Duration::from_millis(1))
-        });
+        let want = due
+            .map(|t| {
+                t.saturating_duration_since(Instant::now())
+                    .max(std::time::Duration::from_millis(1))
+            })
+            .map_or(cap, |w| Some(cap.map_or(w, |c| c.min(w))));
         if want != timeout_set {
             let _ = rd.set_read_timeout(want);
             timeout_set = want;
         }
         let res = rd.read(&mut buf);
         let mut st = shared.lock();
-        if due.is_some_and(|t| t <= Instant::now()) {
+        if st.conn.poll_timeout().is_some_and(|t| t <= Instant::now()) {
             if let Err(e) = st.conn.handle_timeout(Instant::now()) {
                 st.set_lost(ConnLost::Protocol(e.to_string()));
             }
