@@ -295,3 +295,19 @@ fn max_connection_idle_closes_an_idle_connection() {
     wait_until("the idle connection to close", || server.connections() == 0);
     assert_eq!(echo(&ch).unwrap(), "hi", "the channel reconnects");
 }
+
+#[test]
+fn an_idle_channel_lets_go_of_its_connection_and_reconnects_on_the_next_call() {
+    let (server, port, _) = start(|b| b);
+    let ch = Channel::builder(&format!("127.0.0.1:{port}"))
+        .idle_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    assert_eq!(echo(&ch).unwrap(), "hi");
+    assert_eq!(server.connections(), 1);
+    wait_until("the channel to close its idle connection", || {
+        server.connections() == 0
+    });
+    assert_eq!(echo(&ch).unwrap(), "hi");
+    assert_eq!(server.connections(), 1);
+}

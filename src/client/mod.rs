@@ -130,6 +130,14 @@ impl ChannelBuilder {
         self
     }
 
+    /// How long the channel keeps its connection without any call (grpcio's
+    /// `grpc.client_idle_timeout_ms`; default 30 min). Then it closes it (GOAWAY) and goes
+    /// idle; the next call connects again. `None` keeps connections forever.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.h2.keepalive.max_connection_idle = timeout;
+        self
+    }
+
     /// Sends keepalive PINGs even when no call is open (`grpc.keepalive_permit_without_calls`;
     /// default false). Servers reject that unless they permit it too.
     pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
@@ -630,7 +638,15 @@ impl Channel {
             max_recv: 4 * 1024 * 1024,
             user_agent: format!("grpc-sync/{}", env!("CARGO_PKG_VERSION")),
             backoff: BackoffConfig::default(),
-            h2: H2Config::default(),
+            h2: H2Config {
+                // grpcio's client_idle_timeout: a channel without calls for 30 min lets go of
+                // its connection; the next call reconnects.
+                keepalive: crate::h2::keepalive::KeepaliveConfig {
+                    max_connection_idle: Some(Duration::from_secs(30 * 60)),
+                    ..Default::default()
+                },
+                ..H2Config::default()
+            },
             authority: None,
             compression: None,
             tls: None,

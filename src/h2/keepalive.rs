@@ -16,9 +16,11 @@
 //!   `permit_without_calls` off, sooner than two hours after it) is a strike; sending data or
 //!   headers forgives them. More than `max_ping_strikes` strikes: GOAWAY ENHANCE_YOUR_CALM with
 //!   debug data `too_many_pings`, as grpc-go and grpcio do.
-//! - **Idleness and age** (server): no call for `max_connection_idle`, or the connection older
-//!   than `max_connection_age` (the driver applies the ±10 % jitter), starts a graceful GOAWAY;
-//!   after `max_connection_age_grace` more, the connection is closed whatever is still running.
+//! - **Idleness** (both roles): no call for `max_connection_idle` starts a graceful GOAWAY (a
+//!   client's channel then goes idle until its next call).
+//! - **Age** (server): a connection older than `max_connection_age` (the driver applies the
+//!   ±10 % jitter) starts a graceful GOAWAY; after `max_connection_age_grace` more, the
+//!   connection is closed whatever is still running.
 
 use std::time::{Duration, Instant};
 
@@ -56,8 +58,10 @@ pub struct KeepaliveConfig {
     /// Server: strikes tolerated; one more is GOAWAY ENHANCE_YOUR_CALM `too_many_pings`
     /// (`grpc.http2.max_ping_strikes`, default 2; 0 is no limit).
     pub max_ping_strikes: u32,
-    /// Server: a connection without calls for this long is closed gracefully
-    /// (`grpc.max_connection_idle_ms`, default off).
+    /// A connection without calls for this long is closed gracefully: a server's
+    /// `grpc.max_connection_idle_ms` (default off), a client's `grpc.client_idle_timeout_ms`
+    /// (the channel then goes IDLE and the next call reconnects; the channel builder's
+    /// default is 30 min, as grpcio's).
     pub max_connection_idle: Option<Duration>,
     /// Server: a connection older than this is closed gracefully (`grpc.max_connection_age_ms`,
     /// default off). The driver adds the ±10 % jitter that keeps a fleet of clients from
@@ -140,7 +144,7 @@ impl Keepalive {
             strikes: 0,
             sent_since_ping: false,
             idle_since: None,
-            idle_unstamped: server,
+            idle_unstamped: false,
             going_away: false,
             grace_deadline: None,
         }
@@ -166,7 +170,7 @@ impl Keepalive {
 
     /// The number of open streams changed without a clock (a command closed the last one).
     pub fn on_streams_changed(&mut self, active: usize) {
-        if active == 0 && self.idle_since.is_none() && self.server {
+        if active == 0 && self.idle_since.is_none() && self.config.max_connection_idle.is_some() {
             self.idle_unstamped = true;
         }
     }
@@ -225,7 +229,7 @@ impl Keepalive {
             let since = self.last_recv.or(self.born);
             at(since.zip(self.config.time).map(|(s, t)| s + t));
         }
-        if self.server && !self.going_away {
+        if !self.going_away {
             if self.idle_unstamped {
                 at(self.last_recv.or(self.born));
             }
@@ -233,6 +237,8 @@ impl Keepalive {
                 .idle_since
                 .zip(self.config.max_connection_idle)
                 .map(|(s, t)| s + t));
+        }
+        if self.server && !self.going_away {
             at(self
                 .born
                 .zip(self.config.max_connection_age)
@@ -263,15 +269,16 @@ impl Keepalive {
                 return Some(Due::Ping);
             }
         }
-        if self.server && !self.going_away {
+        if !self.going_away {
             let idle = self
                 .idle_since
                 .zip(self.config.max_connection_idle)
                 .is_some_and(|(s, t)| s + t <= now);
-            let old = self
-                .born
-                .zip(self.config.max_connection_age)
-                .is_some_and(|(b, a)| b + a <= now);
+            let old = self.server
+                && self
+                    .born
+                    .zip(self.config.max_connection_age)
+                    .is_some_and(|(b, a)| b + a <= now);
             if idle || old {
                 self.going_away = true;
                 if old {
