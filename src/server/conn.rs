@@ -313,7 +313,9 @@ impl ServerConn {
         }
         let mut rest = &scratch[..n];
         let mut failed = None;
-        while !rest.is_empty() {
+        // Up to the end of the handshake only: what follows (the client's first HTTP/2
+        // bytes, possibly much more than rustls buffers as plaintext) is read in HTTP/2.
+        while !rest.is_empty() && tls.is_handshaking() {
             match tls.read_tls(&mut rest) {
                 Ok(0) => break,
                 Ok(_) => {}
@@ -327,6 +329,7 @@ impl ServerConn {
                 break;
             }
         }
+        let leftover = rest.to_vec();
         while tls.wants_write() {
             if tls.write_tls(out).is_err() {
                 break;
@@ -363,8 +366,8 @@ impl ServerConn {
         if self.start_h2(Some(tls), Some(auth), &[], now) == Next::Close {
             return Next::Close;
         }
-        // The client may have sent its preface in the same flight as its Finished.
-        self.read_h2(scratch, now)
+        // The client may have sent its preface (and more) in the same flight as its Finished.
+        self.read_h2_after(scratch, &leftover, now)
     }
 
     fn fail_handshake(&mut self, e: HandshakeError) -> Next {
@@ -415,6 +418,12 @@ impl ServerConn {
 
     /// HTTP/2: reads what the socket has (decrypting on a secure port) and processes it.
     fn read_h2(&mut self, scratch: &mut [u8], now: Instant) -> Next {
+        self.read_h2_after(scratch, &[], now)
+    }
+
+    /// [`read_h2`](Self::read_h2), TLS records in `pre` (read with the handshake's last
+    /// flight) first.
+    fn read_h2_after(&mut self, scratch: &mut [u8], pre: &[u8], now: Instant) -> Next {
         let Phase::H2(h) = &mut self.phase else {
             return Next::Continue;
         };
@@ -444,9 +453,15 @@ impl ServerConn {
         {
             let mut t = lock(&tls);
             let mut sock = &*self.sock;
+            let mut pre = pre;
             loop {
                 let mut drained = false;
-                match t.read_tls(&mut sock) {
+                let read = if pre.is_empty() {
+                    t.read_tls(&mut sock)
+                } else {
+                    t.read_tls(&mut pre)
+                };
+                match read {
                     Ok(0) => lost = Some(ConnLost::Io("peer closed the connection".into())),
                     Ok(_) => {}
                     Err(e) if would_block(&e) => drained = true,
@@ -466,7 +481,8 @@ impl ServerConn {
                         Err(_) => break,
                     }
                 }
-                if drained || lost.is_some() || plain.len() >= TLS_READ_BUDGET {
+                if lost.is_some() || (pre.is_empty() && (drained || plain.len() >= TLS_READ_BUDGET))
+                {
                     break;
                 }
             }
