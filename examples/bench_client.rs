@@ -5,8 +5,10 @@
 //!   ONE channel and call `SayHello` back to back; prints
 //!   `{"rpcs","secs","rps","p50_us","p99_us","total_rpcs","cpu_s","errors"}` for the measured
 //!   window (after the warm-up); `cpu_s` is this process's CPU time in that window.
-//! - `stream --addr A --count N --size B --duration S`: repeats `ServerStream(count, size)`
-//!   until `duration` has passed; prints `{"msgs","bytes","secs","msgs_per_s","mib_per_s","cpu_s"}`.
+//! - `stream --addr A --count N --size B --duration S [--window W]`: repeats
+//!   `ServerStream(count, size)` until `duration` has passed; prints
+//!   `{"msgs","bytes","secs","msgs_per_s","mib_per_s","cpu_s"}`. `--window`: fixed receive
+//!   windows of W octets, BDP probing off.
 //! - `check --addr A`: one `SayHello`; prints `{"message"}`.
 //!
 //! Run: `cargo run --release --example bench_client -- unary --addr 127.0.0.1:50051`
@@ -39,12 +41,13 @@ fn main() {
             )
         }
         Some("stream") => {
-            flags.only(&["addr", "count", "size", "duration"]);
+            flags.only(&["addr", "count", "size", "duration", "window"]);
             stream(
                 &addr,
                 flags.num("count", 100_000),
                 flags.num("size", 1024),
                 flags.secs("duration", 5.0),
+                flags.get("window").map(|_| flags.num("window", 65_535u32)),
             )
         }
         Some("check") => {
@@ -57,7 +60,16 @@ fn main() {
 }
 
 fn channel(addr: &str) -> Result<Channel, String> {
-    let channel = Channel::insecure(addr).map_err(|s| format!("channel to {addr}: {s}"))?;
+    channel_with(addr, None)
+}
+
+/// A channel; `window`: fixed receive windows of that size (BDP probing off).
+fn channel_with(addr: &str, window: Option<u32>) -> Result<Channel, String> {
+    let mut b = Channel::builder(addr);
+    if let Some(w) = window {
+        b = b.initial_window_size(w).initial_connection_window_size(w);
+    }
+    let channel = b.build().map_err(|s| format!("channel to {addr}: {s}"))?;
     channel
         .wait_for_ready(Duration::from_secs(5))
         .map_err(|s| format!("connect to {addr}: {s}"))?;
@@ -131,8 +143,8 @@ fn unary(addr: &str, concurrency: usize, duration: Duration, warmup: Duration) -
     i32::from(errors > 0)
 }
 
-fn stream(addr: &str, count: u32, size: u32, duration: Duration) -> i32 {
-    let channel = match channel(addr) {
+fn stream(addr: &str, count: u32, size: u32, duration: Duration, window: Option<u32>) -> i32 {
+    let channel = match channel_with(addr, window) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };

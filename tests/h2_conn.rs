@@ -1170,7 +1170,9 @@ fn connection_window_pushed_past_max_is_flow_control_error() {
 fn release_capacity_batches_window_updates() {
     let mut p = Peer::server();
     p.open(1, false);
-    // 1 MiB stream window, 4 MiB connection window: nothing until half a window is released.
+    // 1 MiB stream window: nothing until half of it is released; the 4 MiB connection window
+    // (over 1 MiB: refilled in eighths, see `RecvWindow::take_update`) comes due at the same
+    // 512 KiB.
     for _ in 0..40 {
         p.send(&data(1, &[0; 16_384], false)).unwrap();
     }
@@ -1185,9 +1187,9 @@ fn release_capacity_batches_window_updates() {
     p.conn.release_capacity(1, 16_384);
     let frames = p.take_frames();
     match &frames[..] {
-        [Frame::WindowUpdate(w)] => {
-            assert_eq!(w.stream_id, 1);
-            assert_eq!(w.increment, 32 * 16_384);
+        [Frame::WindowUpdate(w), Frame::WindowUpdate(c)] => {
+            assert_eq!((w.stream_id, w.increment), (1, 32 * 16_384));
+            assert_eq!((c.stream_id, c.increment), (0, 32 * 16_384));
         }
         other => panic!("{other:?}"),
     }
@@ -2387,7 +2389,16 @@ fn pair_large_body_needs_window_updates() {
             received.len()
         );
         if sent < body.len() {
-            sent += pair.client.send_data(id, &body[sent..], true).unwrap();
+            sent += pair
+                .client
+                .send_data(id, &body[sent..], true)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{e:?}: client {:?}, server {:?}",
+                        pair.client.error(),
+                        pair.server.error()
+                    )
+                });
         }
         pair.pump();
         for e in std::mem::take(&mut pair.server_events) {
@@ -2523,4 +2534,74 @@ fn an_acknowledged_settings_stops_the_timer() {
     hello.extend_from_slice(&settings(Settings::default()));
     q.send(&hello).unwrap();
     assert_eq!(q.conn.poll_timeout(), None, "turned off");
+}
+
+/// A server under test with BDP probing on, handshake done, windows of 64 KiB.
+fn bdp_server() -> Peer {
+    let config = Config {
+        initial_window_size: 65_535,
+        connection_window_size: 65_535,
+        ..Config::default()
+    };
+    let mut p = Peer::with_bdp(Role::Server, config);
+    let mut hello = BytesMut::from(&PREFACE[..]);
+    hello.extend_from_slice(&settings(Settings::default()));
+    p.send(&hello).unwrap();
+    p.send(&settings_ack()).unwrap();
+    p.take_frames();
+    p.drain_events();
+    p
+}
+
+#[test]
+fn bdp_a_probe_rides_on_data_and_a_window_limited_sample_grows_the_windows() {
+    let mut p = bdp_server();
+    p.open(1, false);
+    p.send(&data(1, &[7; 16_000], false)).unwrap();
+    let probe = p
+        .take_frames()
+        .into_iter()
+        .find_map(|f| match f {
+            Frame::Ping(ping) if !ping.ack => Some(ping.payload),
+            _ => None,
+        })
+        .expect("a PING with the first DATA");
+    // More DATA before the ACK: 48 000 octets in the round trip (over 2/3 of the window).
+    p.send(&data(1, &[7; 16_000], false)).unwrap();
+    p.send(&data(1, &[7; 16_000], false)).unwrap();
+    assert!(
+        !p.take_frames()
+            .iter()
+            .any(|f| matches!(f, Frame::Ping(g) if !g.ack)),
+        "one probe at a time"
+    );
+    p.advance(Duration::from_millis(20));
+    p.send(&pong(probe)).unwrap();
+    let frames = p.take_frames();
+    let grown = frames.iter().find_map(|f| match f {
+        Frame::Settings(s) if !s.ack => s.initial_window_size,
+        _ => None,
+    });
+    assert_eq!(grown, Some(96_000), "twice the sample: {frames:?}");
+    let conn_update = frames.iter().find_map(|f| match f {
+        Frame::WindowUpdate(w) if w.stream_id == 0 => Some(w.increment),
+        _ => None,
+    });
+    assert_eq!(conn_update, Some(96_000 - 65_535));
+    assert!(
+        p.drain_events()
+            .iter()
+            .all(|e| !matches!(e, Event::PingAck { .. })),
+        "the probe's ACK is ours, not the application's"
+    );
+    // The open stream's window grew at once: 96 000 − 48 000 octets may still come.
+    assert_eq!(p.conn.stream_recv_window(1), Some(48_000));
+}
+
+#[test]
+fn bdp_probing_off_sends_no_probe() {
+    let mut p = Peer::server();
+    p.open(1, false);
+    p.send(&data(1, &[7; 16_000], false)).unwrap();
+    assert!(!p.take_frames().iter().any(|f| matches!(f, Frame::Ping(_))));
 }

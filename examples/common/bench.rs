@@ -218,5 +218,5 @@ pub fn stream_report(msgs: u64, bytes: u64, elapsed: Duration, cpu: Duration) ->
 /// The usage text shared by both bench clients.
 pub const CLIENT_USAGE: &str = "usage:\n  \
     bench_client unary --addr 127.0.0.1:P [--concurrency N] [--duration S] [--warmup W]\n  \
-    bench_client stream --addr A [--count N] [--size B] [--duration S]\n  \
+    bench_client stream --addr A [--count N] [--size B] [--duration S] [--window W]\n  \
     bench_client check --addr A";

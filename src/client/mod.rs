@@ -105,6 +105,31 @@ impl ChannelBuilder {
         self
     }
 
+    /// Fixes the HTTP/2 stream receive window at `bytes` (SETTINGS_INITIAL_WINDOW_SIZE) and
+    /// turns BDP probing off (default: 1 MiB, grown with the measured bandwidth-delay product
+    /// up to 16 MiB).
+    pub fn initial_window_size(mut self, bytes: u32) -> Self {
+        self.h2.initial_window_size = bytes;
+        self.h2.bdp_probe = false;
+        self
+    }
+
+    /// Fixes the HTTP/2 connection receive window at `bytes` and turns BDP probing off
+    /// (default: 4 MiB, grown with BDP probing).
+    pub fn initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.h2.connection_window_size = bytes;
+        self.h2.bdp_probe = false;
+        self
+    }
+
+    /// Whether to grow the receive windows with the measured bandwidth-delay product
+    /// (grpcio's `grpc.http2.bdp_probe`; default true): one stream then fills a long fat link
+    /// instead of one window per round trip.
+    pub fn bdp_probe(mut self, on: bool) -> Self {
+        self.h2.bdp_probe = on;
+        self
+    }
+
     /// Pings the server after this long without hearing from it while calls are open, and
     /// fails the connection's calls with UNAVAILABLE if it does not answer within
     /// [`keepalive_timeout`](Self::keepalive_timeout) (grpcio's `grpc.keepalive_time_ms`;

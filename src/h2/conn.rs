@@ -80,6 +80,7 @@ use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::bdp::{Bdp, BDP_PING_PAYLOAD, DEFAULT_BDP_CAP};
 use super::error::{Error, Reason};
 use super::flow::{RecvWindow, SendWindow};
 use super::frame::{
@@ -394,6 +395,8 @@ pub struct Connection {
     settings_deadline: Option<Instant>,
     /// Keepalive, ping enforcement, idleness and age.
     keepalive: Keepalive,
+    /// The bandwidth-delay estimator that grows our receive windows (if probing is on).
+    bdp: Option<Bdp>,
     /// The last time given to us (by `recv` or `handle_timeout`).
     now: Option<Instant>,
     header_block_limit: usize,
@@ -482,6 +485,9 @@ impl Connection {
             last_refill: None,
             settings_deadline: None,
             keepalive: Keepalive::new(config.keepalive.clone(), role == Role::Server),
+            bdp: config
+                .bdp_probe
+                .then(|| Bdp::new(config.initial_window_size, DEFAULT_BDP_CAP)),
             now: None,
             open_data: None,
             config,
@@ -887,6 +893,16 @@ impl Connection {
                 Reason::FLOW_CONTROL_ERROR,
                 "DATA beyond the connection window",
             ));
+        }
+        if flow > 0 {
+            let now = self.now.expect("frames are processed with a time");
+            if self
+                .bdp
+                .as_mut()
+                .is_some_and(|b| b.on_data(now, flow as usize))
+            {
+                Ping::new(BDP_PING_PAYLOAD).encode(&mut self.out);
+            }
         }
         if f.payload.is_empty() {
             if !f.end_stream {
@@ -1370,7 +1386,12 @@ impl Connection {
                     return Ok(());
                 }
             }
-            if f.payload != KEEPALIVE_PING_PAYLOAD {
+            if f.payload == BDP_PING_PAYLOAD {
+                let now = self.now.expect("frames are processed with a time");
+                if let Some(window) = self.bdp.as_mut().and_then(|b| b.on_ack(now)) {
+                    self.grow_windows(window);
+                }
+            } else if f.payload != KEEPALIVE_PING_PAYLOAD {
                 self.events.push_back(Event::PingAck { payload: f.payload });
             }
             return Ok(());
@@ -1382,6 +1403,36 @@ impl Connection {
         }
         Ping::pong(f.payload).encode(&mut self.out);
         self.queue_control()
+    }
+
+    /// Grows the receive windows to `window` (from the BDP estimate): new streams' through
+    /// SETTINGS_INITIAL_WINDOW_SIZE (open ones when the peer acknowledges it), the
+    /// connection's at once with a WINDOW_UPDATE.
+    fn grow_windows(&mut self, window: u32) {
+        if window > self.config.initial_window_size {
+            self.config.initial_window_size = window;
+            let settings = Settings {
+                initial_window_size: Some(window),
+                ..Settings::default()
+            };
+            settings.encode(&mut self.out);
+            // A larger window binds us at once (the peer may use it as soon as it reads the
+            // SETTINGS): open streams' windows grow now, not at the ACK.
+            let before = self.local.enforced().initial_window_size;
+            self.local.sent(settings);
+            let delta = i64::from(self.local.enforced().initial_window_size) - i64::from(before);
+            if delta != 0 {
+                for s in self.streams.values_mut() {
+                    s.recv_window.adjust(delta, window);
+                }
+            }
+        }
+        if window > self.config.connection_window_size {
+            self.config.connection_window_size = window;
+            if let Some(inc) = self.recv_window.grow(window) {
+                WindowUpdate::new(0, inc).encode(&mut self.out);
+            }
+        }
     }
 
     fn on_go_away(&mut self, f: GoAway) -> Result<(), Error> {

@@ -168,7 +168,14 @@ impl RecvWindow {
     /// peer's window is below half the target, more than half is either unconsumed by the
     /// application or already released.
     pub fn take_update(&mut self) -> Option<u32> {
-        if self.pending == 0 || self.pending < self.target / 2 {
+        // Windows grown large by BDP probing are refilled in eighths: at half, the sender
+        // would idle for most of a round trip waiting for each update.
+        let threshold = if self.target > 1 << 20 {
+            self.target / 8
+        } else {
+            self.target / 2
+        };
+        if self.pending == 0 || self.pending < threshold {
             return None;
         }
         // Never announce more than the window can hold.
@@ -180,6 +187,18 @@ impl RecvWindow {
         self.pending -= inc as u32;
         self.window += inc;
         Some(inc as u32)
+    }
+
+    /// Raises the target to `target` and opens the window by as much at once: the increment
+    /// to announce in a WINDOW_UPDATE, if the target grew.
+    pub fn grow(&mut self, target: u32) -> Option<u32> {
+        if target <= self.target {
+            return None;
+        }
+        let inc = target - self.target;
+        self.target = target;
+        self.window += i64::from(inc);
+        Some(inc)
     }
 
     /// Shifts the window by `delta` (our INITIAL_WINDOW_SIZE changed: new − old) and sets the
@@ -243,6 +262,19 @@ mod tests {
         assert_eq!(w.get(), 70);
         assert_eq!(w.pending(), 0);
         assert_eq!(w.take_update(), None);
+    }
+
+    #[test]
+    fn a_large_window_is_refilled_in_eighths() {
+        let mut w = RecvWindow::new(1 << 20);
+        assert_eq!(w.grow(16 << 20), Some((16 << 20) - (1 << 20)));
+        assert_eq!(w.get(), 16 << 20);
+        w.receive(4 << 20).unwrap();
+        w.release((2 << 20) - 1);
+        assert_eq!(w.take_update(), None);
+        w.release(1);
+        assert_eq!(w.take_update(), Some(2 << 20));
+        assert_eq!(w.grow(1 << 20), None, "never shrinks");
     }
 
     #[test]

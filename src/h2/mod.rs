@@ -3,6 +3,7 @@
 //! Nothing in this module touches a socket, spawns a thread or reads a clock: bytes and the
 //! current time come in as arguments, events and bytes to send come out.
 
+pub mod bdp;
 pub mod conn;
 pub mod error;
 pub mod flow;

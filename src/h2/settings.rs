@@ -86,6 +86,11 @@ pub struct Config {
     /// [`keepalive`](super::keepalive)). Default: all off but ping enforcement (a server
     /// builder turns on its 2 h keepalive itself).
     pub keepalive: super::keepalive::KeepaliveConfig,
+    /// Grow the receive windows with the measured bandwidth-delay product, from
+    /// [`initial_window_size`](Config::initial_window_size) up to 16 MiB (grpcio's
+    /// `grpc.http2.bdp_probe`; default on; see [`bdp`](super::bdp)). Setting windows by hand
+    /// through the builders turns it off.
+    pub bdp_probe: bool,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             closed_stream_memory: 1024,
             settings_timeout: Some(std::time::Duration::from_secs(10)),
             keepalive: super::keepalive::KeepaliveConfig::default(),
+            bdp_probe: true,
         }
     }
 }

@@ -228,6 +228,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Fixes the HTTP/2 stream receive window at `bytes` (SETTINGS_INITIAL_WINDOW_SIZE) and
+    /// turns BDP probing off (default: 1 MiB, grown with the measured bandwidth-delay product
+    /// up to 16 MiB).
+    pub fn initial_window_size(mut self, bytes: u32) -> Self {
+        self.config.h2.initial_window_size = bytes;
+        self.config.h2.bdp_probe = false;
+        self
+    }
+
+    /// Fixes the HTTP/2 connection receive window at `bytes` and turns BDP probing off
+    /// (default: 4 MiB, grown with BDP probing).
+    pub fn initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.config.h2.connection_window_size = bytes;
+        self.config.h2.bdp_probe = false;
+        self
+    }
+
+    /// Whether to grow the receive windows with the measured bandwidth-delay product
+    /// (grpcio's `grpc.http2.bdp_probe`; default true): one stream then fills a long fat link
+    /// instead of one window per round trip.
+    pub fn bdp_probe(mut self, on: bool) -> Self {
+        self.config.h2.bdp_probe = on;
+        self
+    }
+
     /// Pings a client after this long without hearing from it, and drops the connection if
     /// the client does not answer within [`keepalive_timeout`](Self::keepalive_timeout)
     /// (grpcio's `grpc.keepalive_time_ms`; default 2 h). Frees the calls and workers of a

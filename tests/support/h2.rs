@@ -236,8 +236,20 @@ impl Peer {
         p
     }
 
-    /// A connection under test, nothing exchanged.
+    /// A connection under test, nothing exchanged. BDP probing is off (its PINGs would be
+    /// extra frames in every exchange); [`Peer::with_bdp`] keeps it as configured.
     pub fn new(role: Role, config: Config) -> Peer {
+        Peer::with_bdp(
+            role,
+            Config {
+                bdp_probe: false,
+                ..config
+            },
+        )
+    }
+
+    /// A connection under test with `config` exactly (BDP probing as it says).
+    pub fn with_bdp(role: Role, config: Config) -> Peer {
         Peer {
             conn: Connection::new(role, config),
             enc: Encoder::new(),
