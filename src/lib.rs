@@ -18,6 +18,7 @@ pub mod codec;
 pub mod compression;
 pub mod h2;
 pub mod metadata;
+pub mod options;
 pub mod reflection;
 pub mod server;
 pub mod status;
@@ -31,6 +32,7 @@ pub use client::{
 };
 pub use compression::CompressionEncoding;
 pub use metadata::MetadataMap;
+pub use options::{OptionValue, OptionsError};
 pub use prost;
 pub use server::{
     BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,

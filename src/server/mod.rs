@@ -81,6 +81,12 @@ pub(crate) struct ServerConfig {
     pub output_budget: usize,
     /// How long queued output may make no progress before the connection is ended.
     pub send_stall_timeout: Duration,
+    /// Keepalive, ping-policy and connection-age options given by name
+    /// ([`ServerBuilder::options`]): kept as data; wired by the keepalive change.
+    pub connection_options: crate::options::ConnectionOptions,
+    /// Whether `grpc.absolute_max_metadata_size` was given (it wins over
+    /// `grpc.max_metadata_size`).
+    pub absolute_metadata_size_given: bool,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -131,7 +137,7 @@ impl From<stdio::Error> for ServerError {
 /// Builds a [`Server`]: pool size, limits, services.
 #[derive(Debug)]
 pub struct ServerBuilder {
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
     services: Vec<Service>,
 }
 
@@ -169,6 +175,8 @@ impl Default for ServerBuilder {
                     .unwrap_or(1),
                 output_budget: DEFAULT_OUTPUT_BUDGET,
                 send_stall_timeout: DEFAULT_SEND_STALL_TIMEOUT,
+                connection_options: Default::default(),
+                absolute_metadata_size_given: false,
             },
             services: Vec::new(),
         }
