@@ -14,9 +14,10 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use grpc_sync::options::OptionValue;
 use grpc_sync::Channel;
 
 use common::bench::{self, CallerStats, Flags, Json};
@@ -25,12 +26,16 @@ use common::pb::bench::StreamRequest;
 use common::pb::helloworld::greeter_client::GreeterClient;
 use common::pb::helloworld::HelloRequest;
 
+/// `--option NAME=VALUE` (repeatable): grpcio channel arguments for the channel.
+static OPTIONS: OnceLock<Vec<(String, OptionValue)>> = OnceLock::new();
+
 fn main() {
     let flags = Flags::from_env();
+    let _ = OPTIONS.set(common::options_or_exit(flags.options()));
     let addr = flags.get("addr").unwrap_or("127.0.0.1:50051").to_string();
     let code = match flags.positional.first().map(String::as_str) {
         Some("unary") => {
-            flags.only(&["addr", "concurrency", "duration", "warmup"]);
+            flags.only(&["addr", "concurrency", "duration", "warmup", "option"]);
             unary(
                 &addr,
                 flags.num("concurrency", 1),
@@ -39,7 +44,7 @@ fn main() {
             )
         }
         Some("stream") => {
-            flags.only(&["addr", "count", "size", "duration"]);
+            flags.only(&["addr", "count", "size", "duration", "option"]);
             stream(
                 &addr,
                 flags.num("count", 100_000),
@@ -48,7 +53,7 @@ fn main() {
             )
         }
         Some("check") => {
-            flags.only(&["addr"]);
+            flags.only(&["addr", "option"]);
             check(&addr)
         }
         _ => bench::die(bench::CLIENT_USAGE),
@@ -57,7 +62,12 @@ fn main() {
 }
 
 fn channel(addr: &str) -> Result<Channel, String> {
-    let channel = Channel::insecure(addr).map_err(|s| format!("channel to {addr}: {s}"))?;
+    let options = OPTIONS.get().cloned().unwrap_or_default();
+    let channel = Channel::builder(addr)
+        .options(options)
+        .map_err(|e| e.to_string())?
+        .build()
+        .map_err(|s| format!("channel to {addr}: {s}"))?;
     channel
         .wait_for_ready(Duration::from_secs(5))
         .map_err(|s| format!("connect to {addr}: {s}"))?;

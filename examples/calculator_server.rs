@@ -22,6 +22,8 @@ fn main() -> Result<(), common::BoxError> {
         .add_services(common::reflection(
             common::pb::calculator::FILE_DESCRIPTOR_SET,
         ))
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

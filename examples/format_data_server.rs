@@ -16,12 +16,17 @@ fn main() -> Result<(), common::BoxError> {
 
     // A server with a pool of 10 worker threads and the service registered, like
     // `grpc.server(futures.ThreadPoolExecutor(max_workers=10))` + `add_XServicer_to_server`.
+    // Seed 004: `grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS), options=options)` with
+    // `grpc.max_send_message_length` and `grpc.max_receive_message_length` at 100 MiB.
     let server = Server::builder()
         .max_workers(10)
+        .options(common::format_data::OPTIONS)?
         .add_service(FormatDataServer::new(FormatData))
         .add_services(common::reflection(
             common::pb::format_data::FILE_DESCRIPTOR_SET,
         ))
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

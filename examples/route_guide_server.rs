@@ -27,6 +27,8 @@ fn main() -> Result<(), common::BoxError> {
             common::pb::route_guide::FILE_DESCRIPTOR_SET,
         ))
         .on_handshake_error(|peer, e| eprintln!("TLS handshake with {peer} failed: {e}"))
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = match args.server_credentials()? {
         Some(creds) => server.add_secure_port(&args.listen_addr(), creds)?,
