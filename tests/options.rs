@@ -24,6 +24,8 @@ struct Blob {
     user_agent: String,
 }
 
+mod support;
+
 const ECHO: &str = "/test.Options/Echo";
 const AGENT: &str = "/test.Options/Agent";
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -295,4 +297,90 @@ fn mistakes_are_errors_not_panics() {
             ("grpc.enable_retries", 1),
         ])
         .unwrap();
+}
+
+#[test]
+fn ssl_target_name_override_by_name_checks_the_certificate_against_it() {
+    let pki = support::certs::Pki::new();
+    let creds = grpc_sync::ServerCredentials::from_pem(
+        pki.wrong_name.cert.as_bytes(),
+        pki.wrong_name.key.as_bytes(),
+    )
+    .unwrap();
+    let server = Server::builder()
+        .add_service(
+            Service::builder("test.Options")
+                .unary("Echo", |b: Blob, _ctx: &ServerContext| Ok::<_, Status>(b))
+                .build(),
+        )
+        .build();
+    let port = server.add_secure_port("127.0.0.1:0", creds).unwrap();
+    server.start().unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let roots = || grpc_sync::ChannelCredentials::from_ca_pem(pki.ca.as_bytes()).unwrap();
+    // The certificate is for wrong.example only; the option, given before `tls`, makes it
+    // acceptable.
+    let channel = Channel::builder(&target)
+        .option("grpc.ssl_target_name_override", "wrong.example")
+        .unwrap()
+        .tls(roots())
+        .build()
+        .unwrap();
+    assert_eq!(echo(&channel, 10, 0).unwrap().data.len(), 10);
+    // Without it the name does not match.
+    let channel = Channel::builder(&target).tls(roots()).build().unwrap();
+    let err = echo(&channel, 10, 0).unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+}
+
+#[test]
+fn max_metadata_size_by_name_bounds_request_headers() {
+    let (_server, target) = server(
+        Server::builder()
+            .option("grpc.max_metadata_size", 1024)
+            .unwrap(),
+    );
+    let channel = Channel::insecure(&target).unwrap();
+    let call = |value_len: usize| {
+        channel.unary::<_, Blob>(
+            AGENT,
+            Request::new(Blob::default())
+                .with_metadata("x-big", &"v".repeat(value_len))
+                .with_timeout(CALL_TIMEOUT),
+        )
+    };
+    // The first call also brings the server's SETTINGS (its MAX_HEADER_LIST_SIZE).
+    assert!(call(100).is_ok());
+    let err = call(4096).unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("1024"), "{err:?}");
+    // The channel is still good.
+    assert!(call(100).is_ok());
+}
+
+#[test]
+fn http2_options_by_name_still_carry_calls() {
+    let http2 = [
+        ("grpc.http2.max_frame_size", 1 << 20),
+        ("grpc.http2.hpack_table_size.decoder", 0),
+        ("grpc.http2.lookahead_bytes", 65_535),
+        ("grpc.max_concurrent_streams", 4),
+        ("grpc.default_compression_algorithm", 2),
+        ("grpc.max_receive_message_length", 8 << 20),
+    ];
+    let (_server, target) = server(Server::builder().options(http2).unwrap());
+    let channel = Channel::builder(&target)
+        .options(http2)
+        .unwrap()
+        .build()
+        .unwrap();
+    // Large frames, no HPACK table, small windows, compression, several calls at once.
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| echo(&channel, 3 << 20, 0)))
+            .collect();
+        for call in calls {
+            assert_eq!(call.join().unwrap().unwrap().data.len(), 3 << 20);
+        }
+    });
 }

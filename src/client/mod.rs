@@ -722,6 +722,15 @@ impl Channel {
                     match st.conn.open_stream(&headers, false) {
                         Ok(id) => break Some(id),
                         Err(SendError::StreamLimit) => {}
+                        // Over the server's SETTINGS_MAX_HEADER_LIST_SIZE: no connection
+                        // would take it (grpcio fails the call the same way).
+                        Err(SendError::HeaderListTooLarge) => {
+                            return Err(Status::resource_exhausted(format!(
+                                "the request's metadata exceeds the server's header list \
+                                 limit of {} bytes",
+                                st.conn.remote_settings().max_header_list_size
+                            )));
+                        }
                         Err(_) => break None,
                     }
                 }
