@@ -331,6 +331,16 @@ fn ssl_target_name_override_by_name_checks_the_certificate_against_it() {
     let channel = Channel::builder(&target).tls(roots()).build().unwrap();
     let err = echo(&channel, 10, 0).unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("wrong.example"), "{err:?}");
+    // An option naming another host is checked too (and given after `tls`).
+    let channel = Channel::builder(&target)
+        .tls(roots())
+        .option("grpc.ssl_target_name_override", "other.example")
+        .unwrap()
+        .build()
+        .unwrap();
+    let err = echo(&channel, 10, 0).unwrap_err();
+    assert!(err.message().contains("other.example"), "{err:?}");
 }
 
 #[test]

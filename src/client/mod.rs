@@ -125,8 +125,8 @@ impl ChannelBuilder {
     /// # Errors
     /// INVALID_ARGUMENT if the target cannot be parsed.
     pub fn build(mut self) -> Result<Channel, Status> {
-        if let (Some(name), Some(creds)) = (&self.ssl_target_name_override, self.tls.take()) {
-            self.tls = Some(creds.with_server_name_override(name));
+        if let Some(name) = &self.ssl_target_name_override {
+            self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
         }
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
