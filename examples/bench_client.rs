@@ -16,9 +16,10 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use grpc_sync::options::OptionValue;
 use grpc_sync::Channel;
 
 use common::bench::{self, CallerStats, Flags, Json};
@@ -27,12 +28,16 @@ use common::pb::bench::StreamRequest;
 use common::pb::helloworld::greeter_client::GreeterClient;
 use common::pb::helloworld::HelloRequest;
 
+/// `--option NAME=VALUE` (repeatable): grpcio channel arguments for the channel.
+static OPTIONS: OnceLock<Vec<(String, OptionValue)>> = OnceLock::new();
+
 fn main() {
     let flags = Flags::from_env();
+    let _ = OPTIONS.set(common::options_or_exit(flags.options()));
     let addr = flags.get("addr").unwrap_or("127.0.0.1:50051").to_string();
     let code = match flags.positional.first().map(String::as_str) {
         Some("unary") => {
-            flags.only(&["addr", "concurrency", "duration", "warmup"]);
+            flags.only(&["addr", "concurrency", "duration", "warmup", "option"]);
             unary(
                 &addr,
                 flags.num("concurrency", 1),
@@ -41,7 +46,7 @@ fn main() {
             )
         }
         Some("stream") => {
-            flags.only(&["addr", "count", "size", "duration", "window"]);
+            flags.only(&["addr", "count", "size", "duration", "window", "option"]);
             stream(
                 &addr,
                 flags.num("count", 100_000),
@@ -51,7 +56,7 @@ fn main() {
             )
         }
         Some("check") => {
-            flags.only(&["addr"]);
+            flags.only(&["addr", "option"]);
             check(&addr)
         }
         _ => bench::die(bench::CLIENT_USAGE),
@@ -63,9 +68,13 @@ fn channel(addr: &str) -> Result<Channel, String> {
     channel_with(addr, None)
 }
 
-/// A channel; `window`: fixed receive windows of that size (BDP probing off).
+/// A channel with the `--option`s; `window`: fixed receive windows of that size (BDP probing
+/// off).
 fn channel_with(addr: &str, window: Option<u32>) -> Result<Channel, String> {
-    let mut b = Channel::builder(addr);
+    let options = OPTIONS.get().cloned().unwrap_or_default();
+    let mut b = Channel::builder(addr)
+        .options(options)
+        .map_err(|e| e.to_string())?;
     if let Some(w) = window {
         b = b.initial_window_size(w).initial_connection_window_size(w);
     }

@@ -53,10 +53,19 @@ fn main() -> Result<(), common::BoxError> {
     if flags.get("help").is_some() || !flags.positional.is_empty() {
         common::bench::die(
             "usage: bench_server [--port P] [--workers N] [--io-threads N] [--host H] \
-             [--inline true|false]",
+             [--inline true|false] [--option NAME=VALUE]...",
         );
     }
-    flags.only(&["port", "workers", "io-threads", "host", "inline", "help"]);
+    flags.only(&[
+        "port",
+        "workers",
+        "io-threads",
+        "host",
+        "inline",
+        "help",
+        "option",
+    ]);
+    let options = common::options_or_exit(flags.options());
     let port: u16 = flags.num("port", common::DEFAULT_PORT);
     let workers: usize = flags.num("workers", 4);
     // I/O loops; by default one per CPU this process may run on (1 when pinned with taskset).
@@ -74,6 +83,7 @@ fn main() -> Result<(), common::BoxError> {
         .inline_unary(inline)
         .add_service(GreeterServer::new(Hello))
         .add_service(StreamerServer::new(Stream))
+        .options(options)?
         .build();
     let port = server.add_insecure_port(&format!("{host}:{port}"))?;
     server.start()?;

@@ -4,12 +4,10 @@
 
 mod common;
 
-use grpc_sync::Channel;
-
 fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
     // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
-    let channel = Channel::insecure(&args.target())?;
+    let channel = args.channel()?;
     common::cal::run_client(&channel, 100, 300)?;
     Ok(())
 }

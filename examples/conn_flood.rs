@@ -60,7 +60,8 @@ mod flood {
         --pid PID         the server's process: RSS, threads and fds from /proc/PID\n  \
         --timeout S       bound of each phase: opening, each call, the release (default 60)\n  \
         --inflight N      handshakes under way at once (default 100)\n  \
-        --calls N         unary calls made while all are open (default 5)";
+        --calls N         unary calls made while all are open (default 5)\n  \
+        --option N=V      a grpcio channel argument for the calls' channel (repeatable)";
 
     /// The HTTP/2 client connection preface (RFC 9113 §3.4).
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -91,8 +92,9 @@ mod flood {
             ));
         }
         flags.only(&[
-            "addr", "count", "pid", "timeout", "inflight", "calls", "help",
+            "addr", "count", "pid", "timeout", "inflight", "calls", "help", "option",
         ]);
+        let options = common::options_or_exit(flags.options());
         let Some(target) = flags.get("addr") else {
             die(&format!("--addr HOST:PORT is required\n{USAGE}"))
         };
@@ -140,7 +142,7 @@ mod flood {
         let unary = if flood.conns.is_empty() {
             Err("skipped: no connection was established".to_string())
         } else {
-            unary_calls(target, calls, timeout)
+            unary_calls(target, calls, timeout, options)
         };
         let still_open = count_still_open(&flood.conns);
         let established = flood.conns.len();
@@ -527,8 +529,17 @@ mod flood {
     }
 
     /// Latencies (µs) of `calls` unary calls on a fresh channel (connected first, not timed).
-    fn unary_calls(target: &str, calls: usize, timeout: Duration) -> Result<Vec<u32>, String> {
-        let channel = Channel::insecure(target).map_err(|s| format!("channel to {target}: {s}"))?;
+    fn unary_calls(
+        target: &str,
+        calls: usize,
+        timeout: Duration,
+        options: Vec<(String, grpc_sync::options::OptionValue)>,
+    ) -> Result<Vec<u32>, String> {
+        let channel = Channel::builder(target)
+            .options(options)
+            .map_err(|e| e.to_string())?
+            .build()
+            .map_err(|s| format!("channel to {target}: {s}"))?;
         channel
             .wait_for_ready(timeout)
             .map_err(|s| format!("connect to {target}: {s}"))?;

@@ -1,7 +1,8 @@
 //! Every example at once: one server with all the services on `127.0.0.1:0`, every client
 //! routine run against it, and each result checked.
 //!
-//! Run: `cargo run --release --example demo`. Exits 0 only if every check passed.
+//! Run: `cargo run --release --example demo` (`-- --option NAME=VALUE`, repeatable, gives grpcio
+//! channel arguments to the server and the channel). Exits 0 only if every check passed.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use grpc_sync::health::{HealthCheckRequest, HealthClient, HealthReporter, ServingStatus};
-use grpc_sync::{Channel, Code, Server};
+use grpc_sync::{Channel, Code, OptionValue, Server};
 
 use common::checks::{self, Checks, SEED};
 use common::pb::calculator::demo_server::DemoServer as CalculatorServer;
@@ -32,10 +33,15 @@ const TIME_LIMIT: Duration = Duration::from_secs(120);
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
+    // `--option NAME=VALUE` (repeatable): grpcio channel arguments for the server and the
+    // channel.
+    let flags = common::bench::Flags::from_env();
+    flags.only(&["option"]);
+    let options = common::options_or_exit(flags.options());
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     watchdog();
-    match run() {
+    match run(&options) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -59,7 +65,64 @@ fn watchdog() {
 #[test]
 fn demo_passes_every_check() {
     watchdog();
-    assert!(run().expect("demo setup"), "some demo checks failed");
+    assert!(run(&[]).expect("demo setup"), "some demo checks failed");
+}
+
+/// Every example's flag parser takes `--option NAME=VALUE`, repeatable, typed by the option,
+/// and refuses an unknown name with the close ones.
+#[test]
+fn every_flag_parser_takes_option() {
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let want = vec![
+        (
+            "grpc.max_receive_message_length".to_string(),
+            OptionValue::Int(100 << 20),
+        ),
+        (
+            "grpc.primary_user_agent".to_string(),
+            OptionValue::Str("42".into()),
+        ),
+    ];
+    let args = common::Args::parse_from(words(&[
+        "--option",
+        "grpc.max_receive_message_length=104857600",
+        "--option=grpc.primary_user_agent=42",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(args.options, want);
+    let flags = common::bench::Flags::parse(words(&[
+        "--option",
+        "grpc.max_receive_message_length=104857600",
+        "--option=grpc.primary_user_agent=42",
+    ]))
+    .unwrap();
+    assert_eq!(common::options_or_exit(flags.options()), want);
+    let server = common::interop::ServerArgs::parse_from(words(&[
+        "--option=grpc.max_receive_message_length=104857600",
+        "--option=grpc.primary_user_agent=42",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(server.options, want);
+    let client = common::interop::ClientArgs::parse_from(words(&[
+        "--option=grpc.max_receive_message_length=104857600",
+        "--option=grpc.primary_user_agent=42",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(client.options, want);
+
+    let err = common::Args::parse_from(words(&["--option", "grpc.max_recv_message_length=1"]))
+        .unwrap_err();
+    assert!(
+        err.contains("did you mean one of grpc.max_receive_message_length,"),
+        "{err}"
+    );
+    let err = common::parse_option("grpc.max_send_message_length=lots").unwrap_err();
+    assert!(err.contains("takes an integer"), "{err}");
+    // And the options reach a channel built from the flags.
+    assert!(args.channel().is_ok());
 }
 
 /// Waits up to [`EVENT_WAIT`] for a server event matching `pred`, keeping the others.
@@ -78,7 +141,7 @@ fn wait_event(
     }
 }
 
-fn run() -> Result<bool, BoxError> {
+fn run(options: &[(String, OptionValue)]) -> Result<bool, BoxError> {
     let db = route_guide::load_db()?;
     let (events_tx, events) = mpsc::channel();
     let contact_service = Arc::new(contact::ContactService::new(Duration::from_secs(60), SEED));
@@ -103,11 +166,14 @@ fn run() -> Result<bool, BoxError> {
         ))
         .add_service(ContactServer::from_arc(contact_service.clone()))
         .add_service(health.service())
+        .options(options.iter().cloned())?
         .build();
     let port = server.add_insecure_port("127.0.0.1:0")?;
     server.start()?;
     println!("demo server listening on 127.0.0.1:{port}");
-    let channel = Channel::insecure(&format!("127.0.0.1:{port}"))?;
+    let channel = Channel::builder(&format!("127.0.0.1:{port}"))
+        .options(options.iter().cloned())?
+        .build()?;
     let mut c = Checks::default();
 
     checks::helloworld(&mut c, &channel);

@@ -4,12 +4,11 @@
 
 mod common;
 
-use grpc_sync::Channel;
-
 fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
-    // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
-    let channel = Channel::insecure(&args.target())?;
+    // Like `grpc.insecure_channel('localhost:50051', options=options)` with seed 004's
+    // 100 MiB message limits: the connection is made on first use.
+    let channel = args.channel_with(common::format_data::OPTIONS)?;
     common::format_data::run_client(&channel)?;
     Ok(())
 }

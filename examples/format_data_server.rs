@@ -20,13 +20,18 @@ fn main() -> Result<(), common::BoxError> {
     // is what grpc_health_probe, Kubernetes gRPC probes and load balancers ask first.
     let health =
         common::serving_health(&[common::pb::format_data::format_data_server::SERVICE_NAME]);
+    // Seed 004: `grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS), options=options)` with
+    // `grpc.max_send_message_length` and `grpc.max_receive_message_length` at 100 MiB.
     let server = Server::builder()
         .max_workers(10)
+        .options(common::format_data::OPTIONS)?
         .add_service(FormatDataServer::new(FormatData))
         .add_services(common::reflection(
             common::pb::format_data::FILE_DESCRIPTOR_SET,
         ))
         .add_service(health.service())
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -17,7 +17,7 @@ fn main() {
     let usage = format!(
         "usage: {program} [--server_host=localhost] [--server_port=10000] \
          [--server_host_override=NAME] [--use_tls=false] [--use_test_ca=false] [--ca_file=F] \
-         [--test_case=NAME|all] [--compression_probe=true]\ncases: {}",
+         [--test_case=NAME|all] [--compression_probe=true] [--option=NAME=VALUE]...\ncases: {}",
         common::interop::CASES.join(", ")
     );
     let args = match ClientArgs::parse_from(std::env::args().skip(1)) {
@@ -43,6 +43,13 @@ fn main() {
     if let Some(name) = &args.server_host_override {
         builder = builder.authority(&format!("{name}:{}", args.server_port));
     }
+    builder = match builder.options(args.options.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let channel = match builder.build() {
         Ok(c) => c,
         Err(e) => {

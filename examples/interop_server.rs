@@ -16,7 +16,8 @@ fn main() {
         .next()
         .unwrap_or_else(|| "interop_server".into());
     let usage = format!(
-        "usage: {program} [--port=10000] [--use_tls=false --tls_cert_file=F --tls_key_file=F]"
+        "usage: {program} [--port=10000] [--use_tls=false --tls_cert_file=F --tls_key_file=F] \
+         [--option=NAME=VALUE]..."
     );
     let args = match ServerArgs::parse_from(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
@@ -36,10 +37,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let server = Server::builder()
+    let builder = Server::builder()
         .max_workers(16)
-        .add_service(common::interop::service())
-        .build();
+        .add_service(common::interop::service());
+    let server = match builder.options(args.options.clone()) {
+        Ok(b) => b.build(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let addr = format!("[::]:{}", args.port);
     let bound = match credentials {
         Some(c) => server.add_secure_port(&addr, c),

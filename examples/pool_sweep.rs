@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo run --release --example pool_sweep` (about 2 minutes; `--quick` for a few
 //! seconds). Flags: `--point S` (measured seconds per point, default 0.3), `--warmup S`
-//! (default 0.1), `--out DIR` (default `target/pool_sweep`). Writes `pool_sweep.csv` and
+//! (default 0.1), `--out DIR` (default `target/pool_sweep`), `--option NAME=VALUE` (grpcio
+//! channel arguments for the servers and channels, repeatable). Writes `pool_sweep.csv` and
 //! `pool_sweep.svg` there and prints the table.
 //!
 //! Client and server share this process and the machine's cores, so the CPU-bound rows show
@@ -84,7 +85,9 @@ struct Point {
 
 fn main() {
     let flags = Flags::from_env();
-    flags.only(&["point", "warmup", "out", "quick"]);
+    flags.only(&["point", "warmup", "out", "quick", "option"]);
+    // `--option NAME=VALUE` (repeatable): grpcio channel arguments for every server and channel.
+    let options = common::options_or_exit(flags.options());
     let quick = flags.positional.iter().any(|a| a == "quick") || flags.get("quick").is_some();
     let point = flags.secs("point", if quick { 0.05 } else { 0.3 });
     let warmup = flags.secs("warmup", if quick { 0.02 } else { 0.1 });
@@ -106,6 +109,8 @@ fn main() {
             let server = Server::builder()
                 .max_workers(w)
                 .add_service(GreeterServer::new(Handler(work)))
+                .options(options.clone())
+                .unwrap_or_else(|e| common::bench::die(&e.to_string()))
                 .build();
             let port = server
                 .add_insecure_port("127.0.0.1:0")
@@ -113,7 +118,10 @@ fn main() {
             server
                 .start()
                 .unwrap_or_else(|e| common::bench::die(&format!("start: {e}")));
-            let channel = Channel::insecure(&format!("127.0.0.1:{port}"))
+            let channel = Channel::builder(&format!("127.0.0.1:{port}"))
+                .options(options.clone())
+                .unwrap_or_else(|e| common::bench::die(&e.to_string()))
+                .build()
                 .unwrap_or_else(|e| common::bench::die(&format!("channel: {e}")));
             for &c in concurrencies {
                 let p = run_point(&server, &channel, w, work, c, warmup, point);

@@ -32,6 +32,8 @@ fn main() -> Result<(), common::BoxError> {
         ))
         .on_handshake_error(|peer, e| eprintln!("TLS handshake with {peer} failed: {e}"))
         .add_service(health.service())
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = match args.server_credentials()? {
         Some(creds) => server.add_secure_port(&args.listen_addr(), creds)?,

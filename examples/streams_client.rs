@@ -4,12 +4,10 @@
 
 mod common;
 
-use grpc_sync::Channel;
-
 fn main() -> Result<(), common::BoxError> {
     let args = common::Args::parse();
     // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
-    let channel = Channel::insecure(&args.target())?;
+    let channel = args.channel()?;
     // The seed sends one message a second; a little faster here.
     common::streams::run_client(&channel, std::time::Duration::from_millis(200), 2020)?;
     Ok(())

@@ -27,6 +27,8 @@ fn main() -> Result<(), common::BoxError> {
         .add_service(DemoServer::new(service))
         .add_services(common::reflection(common::pb::streams::FILE_DESCRIPTOR_SET))
         .add_service(health.service())
+        // `--option NAME=VALUE`: grpcio channel arguments, last so that they win.
+        .options(args.options.clone())?
         .build();
     let port = server.add_insecure_port(&args.listen_addr())?;
     server.start()?;

@@ -20,6 +20,7 @@ pub mod error_details;
 pub mod h2;
 pub mod health;
 pub mod metadata;
+pub mod options;
 pub mod reflection;
 pub mod server;
 pub mod status;
@@ -33,6 +34,7 @@ pub use client::{
 };
 pub use compression::CompressionEncoding;
 pub use metadata::MetadataMap;
+pub use options::{OptionValue, OptionsError};
 pub use prost;
 pub use server::{
     BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,

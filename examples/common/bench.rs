@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Flags of the form `--name value` or `--name=value`, plus positional words.
+/// Flags of the form `--name value` or `--name=value`, plus positional words. `--option` may
+/// repeat: its values are kept in order ([`Flags::options`]).
 #[derive(Debug, Default)]
 pub struct Flags {
     /// Words that are not flags (e.g. the subcommand), in order.
     pub positional: Vec<String>,
     values: HashMap<String, String>,
+    options: Vec<String>,
 }
 
 impl Flags {
@@ -42,12 +44,22 @@ impl Flags {
                         _ => (name.to_string(), "true".to_string()),
                     },
                 };
-                flags.values.insert(name, value);
+                if name == "option" {
+                    flags.options.push(value);
+                } else {
+                    flags.values.insert(name, value);
+                }
             } else {
                 flags.positional.push(arg);
             }
         }
         Ok(flags)
+    }
+
+    /// Every `--option NAME=VALUE` given, unparsed (the grpc-sync binaries parse them with
+    /// `common::parse_option`; this file stays free of grpc-sync for the tonic side).
+    pub fn options(&self) -> &[String] {
+        &self.options
     }
 
     /// The raw value of `--name`, if given.
@@ -72,6 +84,12 @@ impl Flags {
 
     /// Rejects flags outside `known`.
     pub fn only(&self, known: &[&str]) {
+        if !self.options.is_empty() && !known.contains(&"option") {
+            die(&format!(
+                "unknown flag --option (known: {})",
+                known.join(", ")
+            ));
+        }
         for name in self.values.keys() {
             if !known.contains(&name.as_str()) {
                 die(&format!(

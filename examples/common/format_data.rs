@@ -15,6 +15,13 @@ use super::BoxError;
 /// The metadata keys the server echoes, and the values seed 004's client sends.
 pub const METADATA: [(&str, &str); 2] = [("ip", "127.0.0.1"), ("hello", "360")];
 
+/// Seed 004's `options`, given to both `grpc.server(...)` and `grpc.insecure_channel(...)`:
+/// messages up to 100 MiB each way instead of grpcio's 4 MiB receive limit.
+pub const OPTIONS: [(&str, i32); 2] = [
+    ("grpc.max_send_message_length", 100 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 100 * 1024 * 1024),
+];
+
 /// The text every call sends.
 pub const TEXT: &str = "hello,world!";
 

@@ -858,6 +858,8 @@ pub struct ServerArgs {
     pub tls_cert_file: Option<String>,
     /// `--tls_key_file`: the PEM private key for `--use_tls`.
     pub tls_key_file: Option<String>,
+    /// `--option NAME=VALUE` (repeatable): grpcio channel arguments for the server.
+    pub options: Vec<(String, grpc_sync::OptionValue)>,
 }
 
 impl ServerArgs {
@@ -874,6 +876,7 @@ impl ServerArgs {
             use_tls: false,
             tls_cert_file: None,
             tls_key_file: None,
+            options: Vec::new(),
         };
         for (flag, v) in flags(args)? {
             match flag.as_str() {
@@ -881,6 +884,7 @@ impl ServerArgs {
                 "--use_tls" => parsed.use_tls = parse_bool(&flag, &v)?,
                 "--tls_cert_file" => parsed.tls_cert_file = Some(v),
                 "--tls_key_file" => parsed.tls_key_file = Some(v),
+                "--option" => parsed.options.push(super::parse_option(&v)?),
                 "--help" => return Ok(None),
                 other => return Err(format!("unknown flag {other}")),
             }
@@ -931,6 +935,8 @@ pub struct ClientArgs {
     /// `--compression_probe` (not a standard flag; default true): see
     /// [`CaseOptions::compression_probe`].
     pub compression_probe: bool,
+    /// `--option NAME=VALUE` (repeatable): grpcio channel arguments for the channel.
+    pub options: Vec<(String, grpc_sync::OptionValue)>,
 }
 
 impl ClientArgs {
@@ -951,6 +957,7 @@ impl ClientArgs {
             ca_file: None,
             test_case: "large_unary".into(),
             compression_probe: true,
+            options: Vec::new(),
         };
         for (flag, v) in flags(args)? {
             match flag.as_str() {
@@ -967,6 +974,7 @@ impl ClientArgs {
                 "--ca_file" => parsed.ca_file = Some(v),
                 "--test_case" => parsed.test_case = v,
                 "--compression_probe" => parsed.compression_probe = parse_bool(&flag, &v)?,
+                "--option" => parsed.options.push(super::parse_option(&v)?),
                 "--help" => return Ok(None),
                 other => return Err(format!("unknown flag {other}")),
             }

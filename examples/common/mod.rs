@@ -65,6 +65,8 @@ pub mod pb {
 
 use std::error::Error;
 
+use grpc_sync::options::OptionValue;
+
 /// Server reflection (both versions) over `set`, a generated module's `FILE_DESCRIPTOR_SET`.
 ///
 /// Every example server offers it, so that grpcurl, grpcui or Postman can list and call its
@@ -97,9 +99,9 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// The port every example uses unless told otherwise, as in the gRPC tutorials.
 pub const DEFAULT_PORT: u16 = 50051;
 
-/// Command-line flags shared by all examples: `--port P` and `--addr HOST:PORT`, and the TLS
-/// flags of the route guide pair (`--tls`, `--cert`, `--key`, `--client-ca`, `--ca`,
-/// `--server-name`).
+/// Command-line flags shared by all examples: `--port P`, `--addr HOST:PORT`,
+/// `--option NAME=VALUE` (repeatable), and the TLS flags of the route guide pair (`--tls`,
+/// `--cert`, `--key`, `--client-ca`, `--ca`, `--server-name`).
 ///
 /// Hand-written so the examples need no argument-parsing dependency.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +123,9 @@ pub struct Args {
     /// `--server-name N` (client): verify the server as `N` (grpcio's
     /// `grpc.ssl_target_name_override`).
     pub server_name: Option<String>,
+    /// `--option NAME=VALUE`, repeatable: grpcio channel arguments for the server or the
+    /// channel (see [`parse_option`]).
+    pub options: Vec<(String, OptionValue)>,
 }
 
 impl Args {
@@ -151,6 +156,7 @@ impl Args {
             client_ca: None,
             ca: None,
             server_name: None,
+            options: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -177,6 +183,7 @@ impl Args {
                 "--client-ca" => parsed.client_ca = Some(value()?),
                 "--ca" => parsed.ca = Some(value()?),
                 "--server-name" => parsed.server_name = Some(value()?),
+                "--option" | "-o" => parsed.options.push(parse_option(&value()?)?),
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -209,8 +216,23 @@ impl Args {
     /// # Errors
     /// A missing flag, an unreadable file or unusable PEM, in words.
     pub fn channel(&self) -> Result<grpc_sync::Channel, BoxError> {
+        self.channel_with(std::iter::empty::<(&str, OptionValue)>())
+    }
+
+    /// As [`channel`](Args::channel), with the example's own grpcio options `first` (the seed's
+    /// `options=[...]`) applied before the `--option`s, which win.
+    ///
+    /// # Errors
+    /// As [`channel`](Args::channel), and a bad option.
+    pub fn channel_with<N: AsRef<str>, V: Into<OptionValue>>(
+        &self,
+        first: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<grpc_sync::Channel, BoxError> {
+        let builder = grpc_sync::Channel::builder(&self.target())
+            .options(first)?
+            .options(self.options.clone())?;
         if !self.tls {
-            return Ok(grpc_sync::Channel::insecure(&self.target())?);
+            return Ok(builder.build()?);
         }
         let Some(ca) = &self.ca else {
             return Err("--tls needs --ca F (the CA that signed the server's certificate)".into());
@@ -226,7 +248,7 @@ impl Args {
         if let Some(name) = &self.server_name {
             creds = creds.with_server_name_override(name);
         }
-        Ok(grpc_sync::Channel::secure(&self.target(), creds)?)
+        Ok(builder.tls(creds).build()?)
     }
 
     /// The address a server listens on: `--addr`, else `[::]:PORT` as in the tutorials.
@@ -248,11 +270,38 @@ fn read(path: &str) -> Result<Vec<u8>, BoxError> {
     std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}").into())
 }
 
+/// Parses one `--option NAME=VALUE` of any example binary: a grpcio channel argument such as
+/// `grpc.max_receive_message_length=104857600` or `grpc.primary_user_agent=demo/1`, its value
+/// typed by the option (`grpc_sync::options::parse_flag`). Every flag parser of the examples
+/// (`Args`, the bench binaries' `Flags`, the interop flags) goes through here.
+///
+/// # Errors
+/// The message of the [`OptionsError`]: no `=`, an unknown name (with the close ones), an
+/// integer option given a non-integer.
+pub fn parse_option(text: &str) -> Result<(String, OptionValue), String> {
+    grpc_sync::options::parse_flag(text).map_err(|e| format!("--option: {e}"))
+}
+
+/// Parses every `--option` value in `texts` (see [`parse_option`]); exits with status 2 and
+/// the message on a bad one, for binaries whose flag parser only collects the strings.
+pub fn options_or_exit(texts: &[String]) -> Vec<(String, OptionValue)> {
+    texts
+        .iter()
+        .map(|t| parse_option(t))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        })
+}
+
 fn usage(program: &str) -> String {
     format!(
-        "usage: {program} [--port P] [--addr HOST:PORT] [--tls ...]\n  \
+        "usage: {program} [--port P] [--addr HOST:PORT] [--option NAME=VALUE]... [--tls ...]\n  \
          --port P          port to listen on / connect to (default {DEFAULT_PORT})\n  \
          --addr HOST:PORT  full address, overrides --port\n  \
+         --option N=V      a grpcio channel argument (repeatable), e.g.\n                    \
+         --option grpc.max_receive_message_length=104857600\n  \
          --tls             use TLS (route guide): servers take --cert F --key F [--client-ca F],\n                    \
          clients take --ca F [--server-name N] [--cert F --key F]"
     )

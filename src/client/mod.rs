@@ -48,15 +48,19 @@ pub use target::{Target, TargetError};
 /// Settings of a [`Channel`].
 #[derive(Debug, Clone)]
 pub struct ChannelBuilder {
-    target: String,
-    max_send: usize,
-    max_recv: usize,
-    user_agent: String,
-    backoff: BackoffConfig,
-    h2: H2Config,
-    authority: Option<String>,
-    compression: Option<CompressionEncoding>,
-    tls: Option<crate::transport::tls::ChannelCredentials>,
+    pub(crate) target: String,
+    pub(crate) max_send: usize,
+    pub(crate) max_recv: usize,
+    pub(crate) user_agent: String,
+    pub(crate) backoff: BackoffConfig,
+    pub(crate) h2: H2Config,
+    pub(crate) authority: Option<String>,
+    pub(crate) compression: Option<CompressionEncoding>,
+    pub(crate) tls: Option<crate::transport::tls::ChannelCredentials>,
+    /// `grpc.ssl_target_name_override`, applied to `tls` at `build`.
+    pub(crate) ssl_target_name_override: Option<String>,
+    /// Whether `grpc.absolute_max_metadata_size` was given.
+    pub(crate) absolute_metadata_size_given: bool,
 }
 
 impl ChannelBuilder {
@@ -189,7 +193,10 @@ impl ChannelBuilder {
     ///
     /// # Errors
     /// INVALID_ARGUMENT if the target cannot be parsed.
-    pub fn build(self) -> Result<Channel, Status> {
+    pub fn build(mut self) -> Result<Channel, Status> {
+        if let Some(name) = &self.ssl_target_name_override {
+            self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
+        }
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
@@ -675,6 +682,8 @@ impl Channel {
             authority: None,
             compression: None,
             tls: None,
+            ssl_target_name_override: None,
+            absolute_metadata_size_given: false,
         }
     }
 
@@ -789,6 +798,15 @@ impl Channel {
                     match st.conn.open_stream(&headers, false) {
                         Ok(id) => break Some(id),
                         Err(SendError::StreamLimit) => {}
+                        // Over the server's SETTINGS_MAX_HEADER_LIST_SIZE: no connection
+                        // would take it (grpcio fails the call the same way).
+                        Err(SendError::HeaderListTooLarge) => {
+                            return Err(Status::resource_exhausted(format!(
+                                "the request's metadata exceeds the server's header list \
+                                 limit of {} bytes",
+                                st.conn.remote_settings().max_header_list_size
+                            )));
+                        }
                         Err(_) => break None,
                     }
                 }
@@ -823,9 +841,15 @@ impl Channel {
             }
             shared.flush(st);
             if request.is_some() && !rest.is_empty() {
-                handle
-                    .send_data(rest, true, deadline)
-                    .map_err(|e| stream_status(&e))?;
+                match handle.send_data(rest, true, deadline) {
+                    Ok(()) => {}
+                    // The server ended the stream before reading all of the request (a
+                    // request over its size limit: trailers, then RST_STREAM NO_ERROR, as
+                    // RFC 9113 §8.1 allows). Its response says why; the reader finds it, or
+                    // reports the reset if there is none.
+                    Err(StreamError::Reset { remote: true, .. }) => {}
+                    Err(e) => return Err(stream_status(&e)),
+                }
             }
             return Ok(handle);
         }

@@ -83,6 +83,9 @@ pub(crate) struct ServerConfig {
     pub output_budget: usize,
     /// How long queued output may make no progress before the connection is ended.
     pub send_stall_timeout: Duration,
+    /// Whether `grpc.absolute_max_metadata_size` was given (it wins over
+    /// `grpc.max_metadata_size`).
+    pub absolute_metadata_size_given: bool,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -133,7 +136,7 @@ impl From<stdio::Error> for ServerError {
 /// Builds a [`Server`]: pool size, limits, services.
 #[derive(Debug)]
 pub struct ServerBuilder {
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
     services: Vec<Service>,
 }
 
@@ -178,6 +181,7 @@ impl Default for ServerBuilder {
                     .unwrap_or(1),
                 output_budget: DEFAULT_OUTPUT_BUDGET,
                 send_stall_timeout: DEFAULT_SEND_STALL_TIMEOUT,
+                absolute_metadata_size_given: false,
             },
             services: Vec::new(),
         }
