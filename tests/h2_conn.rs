@@ -2543,14 +2543,7 @@ fn bdp_server() -> Peer {
         connection_window_size: 65_535,
         ..Config::default()
     };
-    let mut p = Peer::with_bdp(Role::Server, config);
-    let mut hello = BytesMut::from(&PREFACE[..]);
-    hello.extend_from_slice(&settings(Settings::default()));
-    p.send(&hello).unwrap();
-    p.send(&settings_ack()).unwrap();
-    p.take_frames();
-    p.drain_events();
-    p
+    Peer::with_bdp(Role::Server, config).handshaken()
 }
 
 #[test]

@@ -203,7 +203,12 @@ impl Peer {
 
     /// A server under test with `config`, handshake done: preface, both SETTINGS, both ACKs.
     pub fn server_with(config: Config) -> Peer {
-        let mut p = Peer::new(Role::Server, config);
+        Peer::new(Role::Server, config).handshaken()
+    }
+
+    /// Runs the handshake on a server under test that has seen nothing yet.
+    pub fn handshaken(self) -> Peer {
+        let mut p = self;
         let mut hello = BytesMut::from(&PREFACE[..]);
         hello.extend_from_slice(&settings(Settings::default()));
         p.send(&hello).unwrap();
