@@ -168,13 +168,9 @@ impl RecvWindow {
     /// peer's window is below half the target, more than half is either unconsumed by the
     /// application or already released.
     pub fn take_update(&mut self) -> Option<u32> {
-        // Windows grown large by BDP probing are refilled in eighths: at half, the sender
-        // would idle for most of a round trip waiting for each update.
-        let threshold = if self.target > 1 << 20 {
-            self.target / 8
-        } else {
-            self.target / 2
-        };
+        // Half the window, but at most 1 MiB: a window grown large by BDP probing refilled
+        // only at half would leave the sender idle for much of each round trip.
+        let threshold = (self.target / 2).min(1 << 20);
         if self.pending == 0 || self.pending < threshold {
             return None;
         }
@@ -265,15 +261,15 @@ mod tests {
     }
 
     #[test]
-    fn a_large_window_is_refilled_in_eighths() {
+    fn a_large_window_is_refilled_every_mebibyte() {
         let mut w = RecvWindow::new(1 << 20);
         assert_eq!(w.grow(16 << 20), Some((16 << 20) - (1 << 20)));
         assert_eq!(w.get(), 16 << 20);
         w.receive(4 << 20).unwrap();
-        w.release((2 << 20) - 1);
+        w.release((1 << 20) - 1);
         assert_eq!(w.take_update(), None);
         w.release(1);
-        assert_eq!(w.take_update(), Some(2 << 20));
+        assert_eq!(w.take_update(), Some(1 << 20));
         assert_eq!(w.grow(1 << 20), None, "never shrinks");
     }
 
