@@ -442,3 +442,49 @@ impl Drop for Connector {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Server, ServerContext, Service, Status};
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Empty {}
+
+    #[test]
+    fn too_many_pings_doubles_the_keepalive_time_of_the_next_connection() {
+        // Our server's default enforcement against a client pinging every 50 ms without calls:
+        // GOAWAY ENHANCE_YOUR_CALM too_many_pings, and the next connection pings half as often.
+        let server = Server::builder()
+            .add_service(
+                Service::builder("t.S")
+                    .unary("M", |m: Empty, _: &ServerContext| Ok::<_, Status>(m))
+                    .build(),
+            )
+            .build();
+        let port = server.add_insecure_port("127.0.0.1:0").unwrap();
+        server.start().unwrap();
+        let mut h2 = H2Config::default();
+        h2.keepalive.time = Some(Duration::from_millis(50));
+        h2.keepalive.permit_without_calls = true;
+        h2.keepalive.max_pings_without_data = 0;
+        let target = Target::parse(&format!("127.0.0.1:{port}")).unwrap();
+        let c = Connector::new(target, h2, BackoffConfig::default());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let first = c.get(false, Some(deadline)).unwrap();
+        while !too_many_pings(&first) {
+            assert!(
+                Instant::now() < deadline,
+                "no too_many_pings from the server"
+            );
+            std::thread::yield_now();
+        }
+        let second = c.get(false, Some(deadline)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "a new connection");
+        assert_eq!(
+            second.lock().conn.config().keepalive.time,
+            Some(Duration::from_millis(100))
+        );
+        drop(server);
+    }
+}
