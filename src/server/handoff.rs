@@ -282,6 +282,11 @@ impl<R: Send + 'static> Seat<R> {
         self.handoff.register(me, epoch);
     }
 
+    /// Whether the role is still here (not moved to another thread).
+    pub fn is_parked(&self) -> bool {
+        lock(&self.role).is_some()
+    }
+
     /// Takes the role back; `None` if it moved to another thread meanwhile.
     pub fn unpark(&self) -> Option<R> {
         let mut g = lock(&self.role);

@@ -198,6 +198,7 @@ impl IoLoops {
                 woken: Vec::new(),
                 jobs: Vec::new(),
                 turn: 0,
+                busy: false,
             });
             *lock(&loops.alive) += 1;
             let handoff = core.handoff.clone();
@@ -291,6 +292,8 @@ pub(crate) struct IoLoop {
     jobs: Vec<Job>,
     /// The loop that gets the next accepted connection.
     turn: usize,
+    /// The last inbox round had connections to write for.
+    busy: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -350,30 +353,36 @@ fn run(mut lp: Box<IoLoop>) -> End {
 /// Runs this round's quick unary handlers on this thread, each with a worker permit, the
 /// loop parked on its seat meanwhile. `None` if the loop moved to another thread (the rest of
 /// the handlers then go to the pool).
+///
+/// The loop is parked once for the whole round (the watchdog's millisecond counts from then):
+/// a park and an unpark per handler cost as much as a small handler.
 fn run_inline(mut lp: Box<IoLoop>) -> Option<Box<IoLoop>> {
     let core = lp.core.clone();
     let mut jobs = std::mem::take(&mut lp.jobs).into_iter();
+    let seat = lp.seat.clone();
+    seat.park(lp);
+    set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
+    let mut moved = false;
     while let Some(job) = jobs.next() {
         let Some(permit) = core.pool.try_inline() else {
             queue_job(&core, job);
             continue;
         };
-        let seat = lp.seat.clone();
-        seat.park(lp);
-        set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
         permit.run(job);
-        set_before_block(None);
-        match seat.unpark() {
-            Some(back) => lp = back,
-            None => {
-                for job in jobs {
-                    queue_job(&core, job);
-                }
-                return None;
-            }
+        if !seat.is_parked() {
+            // The loop went to another thread: the rest go to the pool, not wait for us.
+            moved = true;
+            break;
         }
     }
-    Some(lp)
+    set_before_block(None);
+    for job in jobs {
+        queue_job(&core, job);
+    }
+    if moved {
+        return None;
+    }
+    seat.unpark()
 }
 
 impl IoLoop {
@@ -422,6 +431,15 @@ impl IoLoop {
     /// listeners.
     fn inbox(&mut self, now: Instant) {
         self.me.inbox.take(&mut self.woken);
+        if self.woken.is_empty() {
+            self.busy = false;
+        } else if std::mem::replace(&mut self.busy, true) {
+            // Asked to write again right after the last round: a producer (a stream's
+            // handler) is running ahead of the writes. Letting it queue what it has ready
+            // first turns many small writes into a few large ones.
+            std::thread::yield_now();
+            self.me.inbox.take_more(&mut self.woken);
+        }
         let woken = std::mem::take(&mut self.woken);
         for &key in &woken {
             let Some(Some(e)) = self.conns.get_mut(key) else {

@@ -755,29 +755,34 @@ pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
     // 64 KiB: several full DATA frames per read without holding much memory per connection.
     let mut buf = vec![0u8; 64 * 1024];
     let mut timeout_set = None;
-    // A call that starts while this thread waits in `read` cannot re-arm the read's timeout;
-    // with keepalive on, waking at least once per keepalive interval bounds how late its
-    // first ping can be.
-    let cap = shared.lock().conn.config().keepalive.time;
+    // The read wakes at least this often when a timer is configured (keepalive, idleness):
+    // a call that starts while this thread waits in `read` cannot re-arm the read's timeout.
+    // Nearer deadlines shorten it; far ones (under half of it away) do not, so that the usual
+    // call does not cost a `setsockopt` on its way in and out.
+    let base = {
+        let k = shared.lock().conn.config().keepalive.clone();
+        match (k.time, k.max_connection_idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
     loop {
         let due = shared.lock().conn.poll_timeout();
-        let want = due
-            .map(|t| {
-                t.saturating_duration_since(Instant::now())
-                    .max(std::time::Duration::from_millis(1))
-            })
-            .map_or(cap, |w| Some(cap.map_or(w, |c| c.min(w))));
+        let now = Instant::now();
+        let want = match (due, base) {
+            (Some(t), Some(b)) if t.saturating_duration_since(now) >= b / 2 => Some(b),
+            (Some(t), _) => Some(
+                t.saturating_duration_since(now)
+                    .max(std::time::Duration::from_millis(1)),
+            ),
+            (None, b) => b,
+        };
         if want != timeout_set {
             let _ = rd.set_read_timeout(want);
             timeout_set = want;
         }
         let res = rd.read(&mut buf);
         let mut st = shared.lock();
-        if st.conn.poll_timeout().is_some_and(|t| t <= Instant::now()) {
-            if let Err(e) = st.conn.handle_timeout(Instant::now()) {
-                st.set_lost(ConnLost::Protocol(e.to_string()));
-            }
-        }
         match res {
             Ok(0) => st.set_lost(ConnLost::Io("peer closed the connection".into())),
             Ok(n) => shared.recv(&mut st, &buf[..n], Instant::now()),
@@ -786,6 +791,14 @@ pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
                     || e.kind() == io::ErrorKind::TimedOut
                     || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => st.set_lost(ConnLost::Io(e.to_string())),
+        }
+        // After the input: a stream it closed may have made a timer due at once (idleness is
+        // stamped now), which is then served without another wake-up.
+        let now = Instant::now();
+        if st.lost.is_none() && st.conn.poll_timeout().is_some_and(|t| t <= now) {
+            if let Err(e) = st.conn.handle_timeout(now) {
+                st.set_lost(ConnLost::Protocol(e.to_string()));
+            }
         }
         shared.route(&mut st);
         if !shared.end_round(st) {

@@ -161,10 +161,16 @@ impl Inbox {
         })
     }
 
-    /// Takes the keys of the connections that asked for attention.
+    /// Takes the keys of the connections that asked for attention (`into` must be empty).
     pub fn take(&self, into: &mut Vec<usize>) {
         let mut q = crate::transport::driver::lock(&self.queue);
         std::mem::swap(&mut *q, into);
+    }
+
+    /// Adds the keys that asked since the last [`take`](Self::take) to `into`.
+    pub fn take_more(&self, into: &mut Vec<usize>) {
+        let mut q = crate::transport::driver::lock(&self.queue);
+        into.append(&mut q);
     }
 }
 
