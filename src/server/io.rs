@@ -363,7 +363,7 @@ fn run_inline(mut lp: Box<IoLoop>) -> Option<Box<IoLoop>> {
     seat.park(lp);
     set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
     let mut moved = false;
-    while let Some(job) = jobs.next() {
+    for job in jobs.by_ref() {
         let Some(permit) = core.pool.try_inline() else {
             queue_job(&core, job);
             continue;
