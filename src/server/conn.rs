@@ -63,6 +63,14 @@ struct H2 {
     buffers_held: bool,
 }
 
+/// What a connection wants from its loop (see [`ServerConn::wants`]).
+pub(crate) struct Wants {
+    pub read: bool,
+    pub write: bool,
+    /// When it next needs the clock.
+    pub timer: Option<Instant>,
+}
+
 /// What the loop should do with a connection after an event.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -115,21 +123,6 @@ impl ServerConn {
         })
     }
 
-    /// The readiness this connection wants: reading unless its unwritten output is over the
-    /// budget (a peer that does not take its answers gets no new requests read), writing while
-    /// the socket holds back a backlog.
-    pub fn interest(&self) -> (bool, bool) {
-        match &self.phase {
-            Phase::Sniff { .. } => (true, false),
-            Phase::Handshake { out, .. } => (true, !out.is_empty()),
-            Phase::H2(h) => {
-                let st = h.shared.lock();
-                (st.unwritten() <= st.budget, st.backlog > 0)
-            }
-            Phase::Done => (false, false),
-        }
-    }
-
     /// Takes the unary handlers the last round made ready to run inline.
     pub fn take_inline(&mut self, into: &mut Vec<Job>) {
         if let Phase::H2(h) = &mut self.phase {
@@ -173,10 +166,22 @@ impl ServerConn {
         }
     }
 
-    /// When the connection next needs [`handle_timeout`](Self::handle_timeout).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// What the connection wants from its loop, under one lock of its state: readiness
+    /// (reading unless its unwritten output is over the budget, so a peer that does not take
+    /// its answers gets no new requests read; writing while the socket holds back a backlog)
+    /// and when it next needs [`handle_timeout`](Self::handle_timeout).
+    pub fn wants(&self) -> Wants {
         match &self.phase {
-            Phase::Sniff { .. } | Phase::Handshake { .. } => Some(self.handshake_deadline),
+            Phase::Sniff { .. } => Wants {
+                read: true,
+                write: false,
+                timer: Some(self.handshake_deadline),
+            },
+            Phase::Handshake { out, .. } => Wants {
+                read: true,
+                write: !out.is_empty(),
+                timer: Some(self.handshake_deadline),
+            },
             Phase::H2(h) => {
                 let release = h.buffers_held.then_some(h.last_active + IDLE_RELEASE);
                 let stall = h
@@ -184,15 +189,23 @@ impl ServerConn {
                     .map(|(since, _)| since + self.core.config.send_stall_timeout);
                 let mut st = h.shared.lock();
                 let machine = st.conn.poll_timeout();
-                let next = [h.next_deadline, release, stall, machine]
+                let timer = [h.next_deadline, release, stall, machine]
                     .into_iter()
                     .flatten()
                     .min();
                 // What the loop has armed: a command that wants an earlier time wakes it.
-                st.armed = next;
-                next
+                st.armed = timer;
+                Wants {
+                    read: st.unwritten() <= st.budget,
+                    write: st.backlog > 0,
+                    timer,
+                }
             }
-            Phase::Done => None,
+            Phase::Done => Wants {
+                read: false,
+                write: false,
+                timer: None,
+            },
         }
     }
 
@@ -254,7 +267,7 @@ impl ServerConn {
                 }
                 let shared = h.shared.clone();
                 drop(st);
-                self.end_round(shared.lock(), now)
+                self.end_round(shared.lock())
             }
             Phase::Done => Next::Close,
         }
@@ -286,7 +299,7 @@ impl ServerConn {
             return self.close();
         }
         if looks_http1(first) {
-            answer_http1(&self.sock, first);
+            answer_http1(&self.sock);
             return self.close();
         }
         // Neither HTTP/2 nor HTTP/1: the machine answers GOAWAY PROTOCOL_ERROR (RFC 9113
@@ -513,13 +526,12 @@ impl ServerConn {
         shared.route(&mut st);
         h.dispatch.on_changes(&shared, &mut st);
         h.next_deadline = h.dispatch.tick(&mut st, now);
-        self.end_round(st, now)
+        self.end_round(st)
     }
 
     fn end_round(
         &mut self,
         st: std::sync::MutexGuard<'_, crate::transport::driver::State>,
-        _now: Instant,
     ) -> Next {
         let Phase::H2(h) = &mut self.phase else {
             return Next::Continue;
@@ -601,7 +613,7 @@ fn looks_http1(first: &[u8]) -> bool {
 
 /// Answers an HTTP/1.x request on the gRPC port with a clear error instead of a silent close
 /// (best effort: one non-blocking write).
-fn answer_http1(sock: &Socket, _first: &[u8]) {
+fn answer_http1(sock: &Socket) {
     let body = "This is a gRPC server: it speaks HTTP/2 (h2c prior knowledge, or h2 over TLS). \
                 Use a gRPC client.\n";
     let resp = format!(

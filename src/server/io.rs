@@ -53,9 +53,8 @@ impl ListenSock {
             ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Socket::Tcp(s), peer_name(a))),
             #[cfg(unix)]
             ListenSock::Unix(l) => l.accept().map(|(s, _)| {
-                let s = Socket::Unix(s);
-                let peer = s.peer();
-                (s, peer)
+                let peer = Socket::unix_peer(&s);
+                (Socket::Unix(s), peer)
             }),
         }
     }
@@ -412,14 +411,14 @@ impl IoLoop {
             self.free.push(key);
             return;
         }
-        let (read, write) = e.conn.interest();
-        if e.reg.set_interest(read, write).is_err() {
+        let wants = e.conn.wants();
+        if e.reg.set_interest(wants.read, wants.write).is_err() {
             e.conn.close();
             self.conns[key] = None;
             self.free.push(key);
             return;
         }
-        if let Some(t) = e.conn.poll_timeout() {
+        if let Some(t) = wants.timer {
             if !matches!(e.scheduled, Some(s) if s <= t) {
                 e.scheduled = Some(t);
                 self.timers.push(Reverse((t, key)));

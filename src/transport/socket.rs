@@ -41,24 +41,17 @@ impl Socket {
         };
     }
 
-    /// The peer, as gRPC prints it: `ipv4:127.0.0.1:53412`, `ipv6:[::1]:53412`, `unix:/path`.
-    pub fn peer(&self) -> String {
-        match self {
-            Socket::Tcp(s) => match s.peer_addr() {
-                Ok(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
-                Ok(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
-                Err(_) => "unknown".to_string(),
-            },
-            #[cfg(unix)]
-            // Clients of a Unix socket are unnamed; name the socket they came through.
-            Socket::Unix(s) => match s
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_pathname().map(|p| p.to_owned()))
-            {
-                Some(p) => format!("unix:{}", p.display()),
-                None => "unix:".to_string(),
-            },
+    /// A Unix client's name as gRPC prints it: clients of a Unix socket are unnamed, so the
+    /// socket they came through (`unix:/path`). TCP peers are named from `accept`.
+    #[cfg(unix)]
+    pub fn unix_peer(s: &std::os::unix::net::UnixStream) -> String {
+        match s
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_owned()))
+        {
+            Some(p) => format!("unix:{}", p.display()),
+            None => "unix:".to_string(),
         }
     }
 }
