@@ -140,7 +140,7 @@ fn too_many_pings(shared: &Shared) -> bool {
 
 fn usable(shared: &Shared) -> bool {
     let st = shared.lock();
-    st.lost.is_none() && st.goaway.is_none() && !st.conn.is_closed()
+    st.lost.is_none() && !st.write_failed && st.goaway.is_none() && !st.conn.is_closed()
 }
 
 impl Connector {
@@ -333,6 +333,7 @@ impl Connector {
             return Ok(self.start(
                 Box::new(rd),
                 Box::new(wr),
+                true,
                 Box::new(move || {
                     let _ = closer.shutdown(std::net::Shutdown::Both);
                 }),
@@ -377,6 +378,7 @@ impl Connector {
                     return Ok(self.start(
                         Box::new(tls::PlainClientReader::new(rd)),
                         Box::new(wr),
+                        true,
                         Box::new(move || {
                             let _ = sock.shutdown(std::net::Shutdown::Both);
                         }),
@@ -406,6 +408,7 @@ impl Connector {
         Ok(self.start(
             Box::new(est.reader),
             Box::new(est.writer),
+            false,
             Box::new(move || {
                 let _ = sock.shutdown(std::net::Shutdown::Both);
             }),
@@ -416,13 +419,14 @@ impl Connector {
         &self,
         rd: Box<dyn crate::transport::driver::ReadHalf>,
         wr: Box<dyn io::Write + Send>,
+        exact: bool,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
         let mut config = self.h2.clone();
         let ms = self.keepalive_ms.load(std::sync::atomic::Ordering::Relaxed);
         config.keepalive.time = (ms > 0).then(|| Duration::from_millis(ms));
         let conn = Connection::new(Role::Client, config);
-        let shared = Shared::with_closer(conn, wr, closer);
+        let shared = Shared::with_closer(conn, wr, exact, closer);
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())

@@ -791,12 +791,13 @@ impl Channel {
             let shared: Arc<Shared> = self.inner.connector.get(opts.wait_for_ready, deadline)?;
             let mut st = shared.lock();
             let id = loop {
-                if st.lost.is_some() || st.goaway.is_some() {
+                if st.lost.is_some() || st.write_failed || st.goaway.is_some() {
                     break None;
                 }
                 if st.conn.can_open_stream() {
+                    let head_at = st.taken + st.conn.pending_output() as u64;
                     match st.conn.open_stream(&headers, false) {
-                        Ok(id) => break Some(id),
+                        Ok(id) => break Some((id, head_at)),
                         Err(SendError::StreamLimit) => {}
                         // Over the server's SETTINGS_MAX_HEADER_LIST_SIZE: no connection
                         // would take it (grpcio fails the call the same way).
@@ -820,12 +821,15 @@ impl Channel {
                     ));
                 }
             };
-            let Some(id) = id else {
+            let Some((id, head_at)) = id else {
                 // This connection cannot take new streams: the connector makes a new one.
                 drop(st);
                 continue;
             };
             st.insert_slot(id);
+            if let Some(slot) = st.streams.get_mut(&id) {
+                slot.head_at = Some(head_at);
+            }
             let handle = StreamHandle::attach(shared.clone(), &mut st, id);
             let mut rest: &[u8] = &[];
             if let Some(req) = request {

@@ -525,6 +525,14 @@ impl ServerCore {
     fn close_all(&self) {
         let conns: Vec<Arc<Shared>> = lock(&self.conns).values().cloned().collect();
         for shared in conns {
+            // The final GOAWAY (the real last stream id) before the close: the first one said
+            // 2^31-1, and a client that wrote a request since then learns from this one that
+            // the request was never seen, so it can retry it elsewhere.
+            let mut st = shared.lock();
+            if st.lost.is_none() {
+                st.conn.go_away(Reason::NO_ERROR, b"server shutting down");
+            }
+            shared.flush(st);
             shared.close(ConnLost::Closed);
         }
     }

@@ -155,6 +155,10 @@ pub(crate) struct StreamSlot {
     pub outbox: VecDeque<Bytes>,
     /// The trailers that end the response once `outbox` is empty.
     pub outbox_trailers: Option<Vec<Header>>,
+    /// Client: where the stream's HEADERS begin in the connection's output (see
+    /// [`State::taken`]). If the connection dies before the socket took that byte, the
+    /// request never left the client and may be retried (gRFC A6's transparent retry).
+    pub head_at: Option<u64>,
 }
 
 impl StreamSlot {
@@ -176,6 +180,7 @@ impl StreamSlot {
             whole_wait: None,
             outbox: VecDeque::new(),
             outbox_trailers: None,
+            head_at: None,
         }
     }
 
@@ -231,6 +236,14 @@ pub(crate) struct State {
     pub backlog: usize,
     /// Bytes the sink has written to the socket so far (as of the last write).
     pub written: u64,
+    /// Bytes of the machine's output handed to the sink so far: with `written`, says which
+    /// streams' HEADERS never reached the socket.
+    pub taken: u64,
+    /// Client: a write failed because the peer is gone (EPIPE, ECONNRESET). Nothing more is
+    /// written and no stream opened, but the connection is not marked lost until the reader
+    /// has drained what the peer sent before it went: a GOAWAY there tells which streams
+    /// the server never saw, and those are retried instead of failed.
+    pub write_failed: bool,
     /// Stream messages wait while the output not yet written (the machine's buffer and the
     /// sink's backlog) is over this.
     pub budget: usize,
@@ -258,7 +271,16 @@ impl State {
         if self.lost.is_none() {
             self.lost = Some(lost);
         }
+        let written = self.written;
         for slot in self.streams.values_mut() {
+            // Not one byte of its HEADERS reached the socket: the server cannot have seen it.
+            if slot.head_at.is_some_and(|at| at >= written)
+                && slot.reset.is_none()
+                && slot.head.is_none()
+                && !slot.head_taken
+            {
+                slot.reset = Some(StreamError::Refused);
+            }
             slot.cv.notify_all();
             self.deferred.append(&mut slot.on_finished);
         }
@@ -382,12 +404,39 @@ pub(crate) trait Sink: Send {
 }
 
 /// A blocking writer (the client's socket or TLS write half) as a [`Sink`].
-struct Blocking(Box<dyn Write + Send>);
+struct Blocking {
+    out: Box<dyn Write + Send>,
+    /// Bytes the writer has taken so far.
+    written: u64,
+    /// Whether a byte the writer took is a byte on the socket (a plain socket). A TLS writer
+    /// may fail after sending part of what it was given, so a failure there counts all of it
+    /// as sent: a retry is then never a duplicate.
+    exact: bool,
+}
 
 impl Sink for Blocking {
-    fn send(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)?;
-        self.0.flush()
+    fn send(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.out.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n as u64;
+                    buf = &buf[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if !self.exact {
+                        self.written += buf.len() as u64;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.out.flush()
+    }
+
+    fn written(&self) -> u64 {
+        self.written
     }
 }
 
@@ -443,12 +492,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Wraps a fresh state machine, the socket's write half and a function that shuts the
     /// socket down.
+    ///
+    /// `exact` says whether a byte the writer takes is a byte on the socket (true for a plain
+    /// socket, false for TLS); see [`StreamSlot::head_at`].
     pub fn with_closer(
         conn: Connection,
         writer: Box<dyn Write + Send>,
+        exact: bool,
         closer: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Shared> {
-        Self::build(conn, Box::new(Blocking(writer)), Some(closer), None)
+        let sink = Blocking {
+            out: writer,
+            written: 0,
+            exact,
+        };
+        Self::build(conn, Box::new(sink), Some(closer), None)
     }
 
     /// A server connection on an I/O loop: a non-blocking sink, the loop's waker, the output
@@ -492,6 +550,8 @@ impl Shared {
                 outbox_sent: 0,
                 backlog: 0,
                 written: 0,
+                taken: 0,
+                write_failed: false,
                 budget: usize::MAX,
                 budget_waiters: 0,
                 armed: None,
@@ -511,7 +571,7 @@ impl Shared {
     /// sparse stream's message still leaves after one thread hand-off. (Unary responses keep
     /// writing on the producing thread: one write, no hand-off.)
     pub fn flush_later(self: &Arc<Self>, st: MutexGuard<'_, State>) {
-        if !st.conn.has_output() || st.lost.is_some() {
+        if !st.conn.has_output() || st.lost.is_some() || st.write_failed {
             return;
         }
         drop(st);
@@ -550,6 +610,24 @@ impl Shared {
         }
     }
 
+    /// A failed write. On a client whose peer is gone (the reader thread will see the end
+    /// soon), the reader is left to drain the input first (see [`State::write_failed`]);
+    /// otherwise the connection is lost now.
+    fn write_error(&self, st: &mut State, e: &io::Error) {
+        let gone = matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        );
+        if gone && self.waker.is_none() && st.lost.is_none() {
+            st.write_failed = true;
+            st.conn_cv.notify_all();
+        } else {
+            st.set_lost(ConnLost::Io(e.to_string()));
+        }
+    }
+
     /// Takes the state lock.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
@@ -579,19 +657,20 @@ impl Shared {
             // A backlog means the socket is full: the output stays in the machine (where it
             // still bounds the control frames a non-reading peer can make us queue) until the
             // loop has drained the backlog.
-            if !st.conn.has_output() || st.lost.is_some() || st.backlog > 0 {
+            if !st.conn.has_output() || st.lost.is_some() || st.write_failed || st.backlog > 0 {
                 // Let go of the writer while still holding the state lock (see above).
                 drop(w);
                 return;
             }
             let buf = st.conn.output().split();
+            st.taken += buf.len() as u64;
             drop(st);
             let res = w.send(&buf);
             st = self.lock();
             st.backlog = w.backlog();
             st.written = w.written();
             if let Err(e) = res {
-                st.set_lost(ConnLost::Io(e.to_string()));
+                self.write_error(&mut st, &e);
                 drop(w);
                 return;
             }
@@ -611,7 +690,7 @@ impl Shared {
             st.written = w.written();
             drop(w);
             if let Err(e) = res {
-                st.set_lost(ConnLost::Io(e.to_string()));
+                self.write_error(&mut st, &e);
                 return 0;
             }
             st.wake_budget_waiters();
@@ -831,11 +910,14 @@ impl Shared {
     pub fn end_round(&self, mut st: MutexGuard<'_, State>) -> bool {
         let mut wakes = std::mem::take(&mut st.wakes);
         if Self::is_done(&st) {
+            // Best effort: a GOAWAY we queued still goes out, with whatever is before it; count
+            // all of it as sent, so that no stream in it counts as never sent.
+            let out = st.conn.output().split();
+            st.taken += out.len() as u64;
+            st.written = st.written.max(st.taken);
             if st.lost.is_none() {
                 st.set_lost(ConnLost::Closed);
             }
-            // Best effort: a GOAWAY we queued still goes out.
-            let out = st.conn.output().split();
             drop(st);
             for c in wakes.drain(..) {
                 c.wake();
@@ -1655,5 +1737,132 @@ fn recv_data(
         if timed_out {
             return Err(StreamError::Timeout);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h2::conn::Role;
+    use crate::h2::settings::Config;
+
+    /// A socket write half that takes `room` bytes, then fails as a socket whose peer is gone.
+    struct Dying {
+        room: usize,
+    }
+
+    impl Write for Dying {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn head() -> Vec<Header> {
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/a.B/C"),
+            (":authority", "x"),
+        ]
+        .iter()
+        .map(|(n, v)| {
+            Header::new(
+                Bytes::from_static(n.as_bytes()),
+                Bytes::from_static(v.as_bytes()),
+            )
+        })
+        .collect()
+    }
+
+    /// A client connection whose writer takes `room` bytes; the preface and SETTINGS are
+    /// written first. Returns the connection and a stream opened as the channel opens one.
+    fn client(room: usize) -> (Arc<Shared>, StreamId) {
+        let conn = Connection::new(Role::Client, Config::default());
+        let shared = Shared::with_closer(conn, Box::new(Dying { room }), true, Box::new(|| {}));
+        let mut st = shared.lock();
+        shared.flush_now(&mut st);
+        let at = st.taken + st.conn.pending_output() as u64;
+        let id = st.conn.open_stream(&head(), true).unwrap();
+        st.insert_slot(id);
+        st.streams.get_mut(&id).unwrap().head_at = Some(at);
+        drop(st);
+        (shared, id)
+    }
+
+    impl Shared {
+        /// Test helper: flush with the lock held by the caller.
+        fn flush_now(&self, st: &mut MutexGuard<'_, State>) {
+            let buf = st.conn.output().split();
+            st.taken += buf.len() as u64;
+            let mut w = lock(&self.writer);
+            let res = w.send(&buf);
+            st.written = w.written();
+            if let Err(e) = res {
+                self.write_error(st, &e);
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_whose_headers_never_reached_the_socket_is_refused_not_failed() {
+        // Room for the preface and SETTINGS only.
+        let (shared, id) = client(0);
+        let mut st = shared.lock();
+        // The preface itself failed: the writer had no room at all.
+        assert!(st.write_failed);
+        assert!(
+            st.lost.is_none(),
+            "the reader decides when the connection is lost"
+        );
+        st.set_lost(ConnLost::Io("peer closed the connection".into()));
+        assert!(matches!(st.streams[&id].reset, Some(StreamError::Refused)));
+    }
+
+    #[test]
+    fn a_request_that_left_is_not_refused_when_the_connection_dies() {
+        let (shared, id) = client(usize::MAX);
+        let mut st = shared.lock();
+        shared.flush_now(&mut st);
+        assert!(!st.write_failed);
+        st.set_lost(ConnLost::Io("peer closed the connection".into()));
+        assert!(st.streams[&id].reset.is_none());
+        assert!(st.lost.is_some());
+    }
+
+    #[test]
+    fn after_a_failed_write_a_goaway_still_read_refuses_the_streams_it_did_not_cover() {
+        // The preface, SETTINGS and HEADERS leave; then the peer is gone.
+        let (shared, id) = client(usize::MAX);
+        let mut st = shared.lock();
+        shared.flush_now(&mut st);
+        {
+            let mut w = lock(&shared.writer);
+            let _ = w.send(b"");
+        }
+        let res: io::Result<()> = Err(io::ErrorKind::BrokenPipe.into());
+        shared.write_error(&mut st, res.as_ref().unwrap_err());
+        assert!(st.write_failed && st.lost.is_none());
+        // What the server sent before it went: its SETTINGS and a GOAWAY covering no stream.
+        let mut server = Connection::new(Role::Server, Config::default());
+        let now = Instant::now();
+        let mut from_client = bytes::BytesMut::new();
+        from_client.extend_from_slice(crate::h2::conn::PREFACE);
+        server.recv(&from_client, now).unwrap();
+        // The two-step GOAWAY a stopping server sends: 2^31-1 first, then the real one.
+        server.go_away(Reason::NO_ERROR, b"server shutting down");
+        server.go_away(Reason::NO_ERROR, b"server shutting down");
+        let bytes = server.output().split();
+        shared.recv(&mut st, &bytes, now);
+        shared.route(&mut st);
+        assert!(matches!(st.streams[&id].reset, Some(StreamError::Refused)));
     }
 }
