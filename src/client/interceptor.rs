@@ -228,6 +228,27 @@ pub fn intercept_channel(
     }
 }
 
+impl Channel {
+    /// This channel with `interceptor` around its calls: `intercept_channel(self,
+    /// [Arc::new(interceptor)])`. It wraps the interceptors the channel already had, so its
+    /// `before_call` runs before theirs.
+    ///
+    /// ```
+    /// use grpc_sync::client::{CallEnd, ClientInterceptor};
+    /// struct Log;
+    /// impl ClientInterceptor for Log {
+    ///     fn after_call(&self, end: &CallEnd<'_>) {
+    ///         println!("{} -> {:?}", end.method(), end.status().code());
+    ///     }
+    /// }
+    /// let ch = grpc_sync::Channel::insecure("localhost:50051").unwrap().with_interceptor(Log);
+    /// # drop(ch);
+    /// ```
+    pub fn with_interceptor(self, interceptor: impl ClientInterceptor) -> Channel {
+        intercept_channel(self, [Arc::new(interceptor) as Arc<dyn ClientInterceptor>])
+    }
+}
+
 /// What a panic carried, in words.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic

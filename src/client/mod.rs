@@ -1023,7 +1023,7 @@ impl Channel {
             guard,
         };
         let res = self.add_credentials(path, &mut p);
-        p.finish(res)?;
+        p.finish_if_err(res)?;
         Ok(p)
     }
 
