@@ -10,9 +10,9 @@
 //!
 //! Flags: `--addr HOST:PORT` (default `localhost:50051`), `--port P`, `--ca F` (the CA that
 //! signed the server's certificate), `--server-name N` (verify the server as `N`, grpcio's
-//! `grpc.ssl_target_name_override`), `--token T` (default `secret-token`), `--name NAME`, and
-//! `--local` instead of `--ca` for a plaintext server on this machine (grpcio's
-//! `local_channel_credentials`). Exits 1 if the server refuses the token.
+//! `grpc.ssl_target_name_override`), `--token T` (default `secret-token`), `--name NAME`,
+//! `--option NAME=VALUE`, and `--local` instead of `--ca` for a plaintext server on this
+//! machine (grpcio's `local_channel_credentials`). Exits 1 if the server refuses the token.
 
 mod common;
 
@@ -23,11 +23,10 @@ use common::pb::helloworld::greeter_client::GreeterClient;
 use common::pb::helloworld::HelloRequest;
 use common::BoxError;
 
-/// The flags.
+/// This example's own flags; the rest (`--addr`, `--port`, `--ca`, `--server-name`,
+/// `--option`) are the common ones.
 struct Flags {
-    addr: String,
-    ca: Option<String>,
-    server_name: Option<String>,
+    args: common::Args,
     token: String,
     name: String,
     local: bool,
@@ -35,49 +34,50 @@ struct Flags {
 
 const USAGE: &str =
     "usage: auth_client [--addr HOST:PORT | --port P] (--ca F [--server-name N] | --local)\n\
-                     \x20                  [--token T] [--name NAME]";
+                     \x20                  [--token T] [--name NAME] [--option NAME=VALUE]...";
 
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
-    let mut f = Flags {
-        addr: format!("localhost:{}", common::DEFAULT_PORT),
-        ca: None,
-        server_name: None,
-        token: "secret-token".into(),
-        name: "auth".into(),
-        local: false,
-    };
+/// `Ok(None)` for `--help`.
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Flags>, String> {
+    let (mut token, mut name, mut local) = ("secret-token".to_string(), "auth".to_string(), false);
+    let mut common_args = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (arg, None),
+            None => (arg.clone(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
+        let slot = match flag.as_str() {
+            "--token" => &mut token,
+            "--name" => &mut name,
+            "--local" => {
+                local = true;
+                continue;
+            }
+            _ => {
+                common_args.push(arg);
+                continue;
+            }
         };
-        match flag.as_str() {
-            "--addr" | "-a" => f.addr = value()?,
-            "--port" | "-p" => f.addr = format!("localhost:{}", value()?),
-            "--ca" => f.ca = Some(value()?),
-            "--server-name" => f.server_name = Some(value()?),
-            "--token" => f.token = value()?,
-            "--name" => f.name = value()?,
-            "--local" => f.local = true,
-            "--help" | "-h" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+        *slot = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{flag} needs a value"))?;
     }
-    if f.ca.is_none() && !f.local {
+    let Some(args) = common::Args::parse_from(common_args)? else {
+        return Ok(None);
+    };
+    if args.ca.is_none() && !local {
         return Err(
             "--ca F is needed (the CA that signed the server's certificate), or --local \
                     for a plaintext server on this machine"
                 .into(),
         );
     }
-    Ok(f)
+    Ok(Some(Flags {
+        args,
+        token,
+        name,
+        local,
+    }))
 }
 
 /// Prints every call's method, status and duration.
@@ -96,28 +96,26 @@ impl ClientInterceptor for Report {
 
 fn channel(f: &Flags) -> Result<Channel, BoxError> {
     let token = CallCredentials::access_token(&f.token);
-    let channel = match &f.ca {
-        Some(ca) => {
+    let builder = Channel::builder(&f.args.target()).options(f.args.options.clone())?;
+    let channel = match &f.args.ca {
+        Some(ca) if !f.local => {
             let pem = std::fs::read(ca).map_err(|e| format!("cannot read {ca}: {e}"))?;
             let mut tls = ChannelCredentials::from_ca_pem(&pem)?;
-            if let Some(name) = &f.server_name {
+            if let Some(name) = &f.args.server_name {
                 tls = tls.with_server_name_override(name);
             }
-            Channel::secure(&f.addr, tls.with_call_credentials(token))?
+            builder.tls(tls.with_call_credentials(token)).build()?
         }
         // Plaintext, but to loopback only: the one insecure channel call credentials may use.
-        None => Channel::builder(&f.addr)
-            .local()
-            .call_credentials(token)
-            .build()?,
+        _ => builder.local().call_credentials(token).build()?,
     };
     Ok(channel.with_interceptor(Report))
 }
 
 fn main() -> Result<(), BoxError> {
     let flags = match parse(std::env::args().skip(1)) {
-        Ok(f) => f,
-        Err(msg) if msg.is_empty() => {
+        Ok(Some(f)) => f,
+        Ok(None) => {
             println!("{USAGE}");
             return Ok(());
         }

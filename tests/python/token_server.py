@@ -15,12 +15,12 @@ Like servers.py it prints "PORT <n>" once serving and stops when stdin reaches e
 """
 
 import argparse
-import os
 import sys
-import threading
 from concurrent import futures
 
 import grpc
+
+import common
 
 
 def read(path):
@@ -111,23 +111,7 @@ def main(argv=None):
     if port == 0:
         sys.exit("token_server.py: could not bind %s:%d" % (args.host, args.port))
     server.start()
-
-    stop = threading.Event()
-
-    def watch_stdin():
-        try:
-            while os.read(sys.stdin.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace=None).wait(5)
+    common.serve_until_stdin_closes(server, port)
 
 
 if __name__ == "__main__":
