@@ -547,139 +547,144 @@ fn the_end_hook_sees_every_call_of_every_kind_once() {
     };
     use CallKind::*;
 
-    // Unary: success, a server error (its message), the deadline.
-    echo(&ch, Request::new(text(""))).unwrap();
-    one("unary ok", "/test.I/Echo", Unary, Code::Ok);
-    ch.unary::<_, Text>("/test.I/Fail", Request::new(text("bad input")))
-        .unwrap_err();
-    let e = one("unary error", "/test.I/Fail", Unary, Code::InvalidArgument);
-    assert_eq!(e.message, "bad input");
-    let req = Request::new(text("")).with_timeout(Duration::from_millis(100));
-    ch.unary::<_, Text>("/test.I/Deadline", req).unwrap_err();
-    one(
-        "unary deadline",
-        "/test.I/Deadline",
-        Unary,
-        Code::DeadlineExceeded,
-    );
+    // Every call, stream and future lives in this block: the check after it sees any end
+    // reported a second time when they are dropped.
+    {
+        // Unary: success, a server error (its message), the deadline.
+        echo(&ch, Request::new(text(""))).unwrap();
+        one("unary ok", "/test.I/Echo", Unary, Code::Ok);
+        ch.unary::<_, Text>("/test.I/Fail", Request::new(text("bad input")))
+            .unwrap_err();
+        let e = one("unary error", "/test.I/Fail", Unary, Code::InvalidArgument);
+        assert_eq!(e.message, "bad input");
+        let req = Request::new(text("")).with_timeout(Duration::from_millis(100));
+        ch.unary::<_, Text>("/test.I/Deadline", req).unwrap_err();
+        one(
+            "unary deadline",
+            "/test.I/Deadline",
+            Unary,
+            Code::DeadlineExceeded,
+        );
 
-    // Client streaming.
-    let r: Text = ch
-        .client_streaming(
+        // Client streaming.
+        let r: Text = ch
+            .client_streaming(
+                "/test.I/Join",
+                Request::new(vec![text("a"), text("b")].into_iter()),
+            )
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.s, "a+b");
+        one(
+            "client streaming",
             "/test.I/Join",
-            Request::new(vec![text("a"), text("b")].into_iter()),
-        )
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.s, "a+b");
-    one(
-        "client streaming",
-        "/test.I/Join",
-        ClientStreaming,
-        Code::Ok,
-    );
+            ClientStreaming,
+            Code::Ok,
+        );
 
-    // Server streaming: read to the end (reported at the end, not at the drop).
-    let mut stream = ch
-        .server_streaming::<_, Text>("/test.I/Count", Request::new(text("3")))
-        .unwrap();
-    assert_eq!(stream.by_ref().count(), 3);
-    one(
-        "server streaming",
-        "/test.I/Count",
-        ServerStreaming,
-        Code::Ok,
-    );
-    drop(stream);
-    // Dropped midway: cancelled.
-    let mut stream = ch
-        .server_streaming::<_, Text>("/test.I/Forever", Request::new(text("")))
-        .unwrap();
-    stream.next().unwrap().unwrap();
-    assert_eq!(ends.try_iter().count(), 0, "ended before it ended");
-    drop(stream);
-    let e = one(
-        "dropped stream",
-        "/test.I/Forever",
-        ServerStreaming,
-        Code::Cancelled,
-    );
-    assert_eq!(e.message, "Locally cancelled by application!");
-    // Past its deadline.
-    let req = Request::new(text("")).with_timeout(Duration::from_millis(100));
-    let stream = ch
-        .server_streaming::<_, Text>("/test.I/Forever", req)
-        .unwrap();
-    let last = stream.last().unwrap();
-    assert_eq!(last.unwrap_err().code(), Code::DeadlineExceeded);
-    one(
-        "stream deadline",
-        "/test.I/Forever",
-        ServerStreaming,
-        Code::DeadlineExceeded,
-    );
+        // Server streaming: read to the end (reported at the end, not at the drop).
+        let mut stream = ch
+            .server_streaming::<_, Text>("/test.I/Count", Request::new(text("3")))
+            .unwrap();
+        assert_eq!(stream.by_ref().count(), 3);
+        one(
+            "server streaming",
+            "/test.I/Count",
+            ServerStreaming,
+            Code::Ok,
+        );
+        drop(stream);
+        // Dropped midway: cancelled.
+        let mut stream = ch
+            .server_streaming::<_, Text>("/test.I/Forever", Request::new(text("")))
+            .unwrap();
+        stream.next().unwrap().unwrap();
+        assert_eq!(ends.try_iter().count(), 0, "ended before it ended");
+        drop(stream);
+        let e = one(
+            "dropped stream",
+            "/test.I/Forever",
+            ServerStreaming,
+            Code::Cancelled,
+        );
+        assert_eq!(e.message, "Locally cancelled by application!");
+        // Past its deadline.
+        let req = Request::new(text("")).with_timeout(Duration::from_millis(100));
+        let stream = ch
+            .server_streaming::<_, Text>("/test.I/Forever", req)
+            .unwrap();
+        let last = stream.last().unwrap();
+        assert_eq!(last.unwrap_err().code(), Code::DeadlineExceeded);
+        one(
+            "stream deadline",
+            "/test.I/Forever",
+            ServerStreaming,
+            Code::DeadlineExceeded,
+        );
 
-    // Bidi: to the end; and cancelled.
-    let stream = ch
-        .bidi_streaming::<_, Text, _>("/test.I/Upper", Request::new(vec![text("x")].into_iter()))
-        .unwrap();
-    assert_eq!(stream.map(|r| r.unwrap().s).collect::<Vec<_>>(), ["X"]);
-    one("bidi", "/test.I/Upper", BidiStreaming, Code::Ok);
-    let (mut tx, mut rx) = ch
-        .bidi_interactive::<Text, Text>("/test.I/Upper", CallOptions::new())
-        .unwrap();
-    tx.send(text("ping")).unwrap();
-    assert_eq!(rx.next().unwrap().unwrap().s, "PING");
-    rx.cancel();
-    one(
-        "bidi cancelled",
-        "/test.I/Upper",
-        BidiStreaming,
-        Code::Cancelled,
-    );
-    drop((tx, rx));
+        // Bidi: to the end; and cancelled.
+        let stream = ch
+            .bidi_streaming::<_, Text, _>(
+                "/test.I/Upper",
+                Request::new(vec![text("x")].into_iter()),
+            )
+            .unwrap();
+        assert_eq!(stream.map(|r| r.unwrap().s).collect::<Vec<_>>(), ["X"]);
+        one("bidi", "/test.I/Upper", BidiStreaming, Code::Ok);
+        let (mut tx, mut rx) = ch
+            .bidi_interactive::<Text, Text>("/test.I/Upper", CallOptions::new())
+            .unwrap();
+        tx.send(text("ping")).unwrap();
+        assert_eq!(rx.next().unwrap().unwrap().s, "PING");
+        rx.cancel();
+        one(
+            "bidi cancelled",
+            "/test.I/Upper",
+            BidiStreaming,
+            Code::Cancelled,
+        );
+        drop((tx, rx));
 
-    // Futures: reported when the result is read, or when cancelled or dropped.
-    let f = ch.unary_future::<_, Text>("/test.I/Echo", Request::new(text("")));
-    f.result().unwrap();
-    f.result().unwrap();
-    one("future", "/test.I/Echo", Unary, Code::Ok);
-    let f = ch.unary_future::<_, Text>("/test.I/Deadline", Request::new(text("")));
-    s.wait_event("deadline=false");
-    assert!(f.cancel());
-    one(
-        "future cancelled",
-        "/test.I/Deadline",
-        Unary,
-        Code::Cancelled,
-    );
-    assert_eq!(f.result().unwrap_err().code(), Code::Cancelled);
-    let f = ch.unary_future::<_, Text>("/test.I/Deadline", Request::new(text("")));
-    s.wait_event("deadline=false");
-    drop(f);
-    one("future dropped", "/test.I/Deadline", Unary, Code::Cancelled);
-    let f = ch.client_streaming_future::<_, Text, _>(
-        "/test.I/Join",
-        Request::new(vec![text("c")].into_iter()),
-    );
-    assert_eq!(f.result().unwrap().into_inner().s, "c");
-    one(
-        "client streaming future",
-        "/test.I/Join",
-        ClientStreaming,
-        Code::Ok,
-    );
+        // Futures: reported when the result is read, or when cancelled or dropped.
+        let f = ch.unary_future::<_, Text>("/test.I/Echo", Request::new(text("")));
+        f.result().unwrap();
+        f.result().unwrap();
+        one("future", "/test.I/Echo", Unary, Code::Ok);
+        let f = ch.unary_future::<_, Text>("/test.I/Deadline", Request::new(text("")));
+        s.wait_event("deadline=false");
+        assert!(f.cancel());
+        one(
+            "future cancelled",
+            "/test.I/Deadline",
+            Unary,
+            Code::Cancelled,
+        );
+        assert_eq!(f.result().unwrap_err().code(), Code::Cancelled);
+        let f = ch.unary_future::<_, Text>("/test.I/Deadline", Request::new(text("")));
+        s.wait_event("deadline=false");
+        drop(f);
+        one("future dropped", "/test.I/Deadline", Unary, Code::Cancelled);
+        let f = ch.client_streaming_future::<_, Text, _>(
+            "/test.I/Join",
+            Request::new(vec![text("c")].into_iter()),
+        );
+        assert_eq!(f.result().unwrap().into_inner().s, "c");
+        one(
+            "client streaming future",
+            "/test.I/Join",
+            ClientStreaming,
+            Code::Ok,
+        );
 
-    // A call that fails before it is sent (no server): reported too.
-    let dead = intercept_channel(
-        Channel::insecure("127.0.0.1:1").unwrap(),
-        [recorder("r", &log_tx, &ends_tx)],
-    );
-    dead.unary::<_, Text>("/test.I/Echo", Request::new(text("")))
-        .unwrap_err();
-    one("no server", "/test.I/Echo", Unary, Code::Unavailable);
-
-    drop(ch);
+        // A call that fails before it is sent (no server): reported too.
+        let dead = intercept_channel(
+            Channel::insecure("127.0.0.1:1").unwrap(),
+            [recorder("r", &log_tx, &ends_tx)],
+        );
+        dead.unary::<_, Text>("/test.I/Echo", Request::new(text("")))
+            .unwrap_err();
+        one("no server", "/test.I/Echo", Unary, Code::Unavailable);
+    }
     assert_eq!(ends.try_iter().count(), 0, "a call was reported twice");
 }
 
