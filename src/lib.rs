@@ -29,7 +29,8 @@ pub mod timeout;
 pub(crate) mod transport;
 
 pub use client::{
-    CallFuture, CallOptions, Channel, ChannelBuilder, ConnectivityState, IntoRequest,
+    intercept_channel, CallCredentials, CallFuture, CallOptions, Channel, ChannelBuilder,
+    ClientInterceptor, CompositeChannelCredentials, ConnectivityState, IntoRequest,
     IntoStreamingRequest, Request, RequestSender, Response,
 };
 pub use compression::CompressionEncoding;

@@ -58,6 +58,14 @@ pub trait MessageSource: Send {
     /// stream (RST_STREAM CANCEL); a server transport stops granting flow-control window and
     /// discards what still comes. The default does nothing.
     fn cancel(&mut self) {}
+
+    /// Like [`cancel`](MessageSource::cancel), because of `status`, which the reader got
+    /// instead of the next message (one that did not decode): a client transport reports it
+    /// as the call's outcome. The default cancels.
+    fn abort(&mut self, status: &Status) {
+        let _ = status;
+        self.cancel();
+    }
 }
 
 /// A stream of incoming messages of type `T`: an iterator of `Result<T, Status>` that blocks
@@ -188,7 +196,8 @@ impl<T: prost::Message + Default> Iterator for Streaming<T> {
                 Ok(message) => Some(Ok(message)),
                 Err(status) => {
                     // We will read no further: let the source end the stream.
-                    self.cancel();
+                    self.finished = true;
+                    self.source.abort(&status);
                     Some(Err(status))
                 }
             },

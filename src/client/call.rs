@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::client::CallCredentials;
 use crate::compression::CompressionEncoding;
 use crate::metadata::MetadataMap;
 
@@ -20,6 +21,9 @@ pub struct CallOptions {
     /// ([`ChannelBuilder::compression`](crate::ChannelBuilder::compression)), and
     /// `Some(Identity)` turns it off for this call.
     pub compression: Option<CompressionEncoding>,
+    /// Call credentials for this call alone (grpcio's `credentials=`), sent after the
+    /// channel's own; see [`CallCredentials`].
+    pub credentials: Option<CallCredentials>,
     /// The first metadata error from the builder methods; reported when the call is made.
     invalid: Option<String>,
 }
@@ -79,6 +83,20 @@ impl CallOptions {
     /// `compression=`); `Identity` sends them uncompressed whatever the channel's default.
     pub fn compression(mut self, encoding: CompressionEncoding) -> Self {
         self.compression = Some(encoding);
+        self
+    }
+
+    /// Sends `credentials`' metadata with this call (grpcio's per-call `credentials=`), after
+    /// the channel's call credentials if it has some. Like those, they need a TLS or local
+    /// channel: on another the call fails with UNAUTHENTICATED and nothing is sent.
+    ///
+    /// ```
+    /// use grpc_sync::{CallCredentials, CallOptions};
+    /// let opts = CallOptions::new().credentials(CallCredentials::access_token("tok"));
+    /// assert!(opts.credentials.is_some());
+    /// ```
+    pub fn credentials(mut self, credentials: CallCredentials) -> Self {
+        self.credentials = Some(credentials);
         self
     }
 }
@@ -141,6 +159,12 @@ impl<T> Request<T> {
     /// Compresses the request message(s) with `encoding`; see [`CallOptions::compression`].
     pub fn with_compression(mut self, encoding: CompressionEncoding) -> Self {
         self.options.compression = Some(encoding);
+        self
+    }
+
+    /// Sends `credentials`' metadata with this call; see [`CallOptions::credentials`].
+    pub fn with_credentials(mut self, credentials: CallCredentials) -> Self {
+        self.options.credentials = Some(credentials);
         self
     }
 

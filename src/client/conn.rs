@@ -127,6 +127,8 @@ pub(crate) struct Connector {
     /// ENHANCE_YOUR_CALM `too_many_pings` (as grpc-go and the C core do).
     keepalive_ms: std::sync::atomic::AtomicU64,
     tls: Option<ClientTls>,
+    /// A local channel (`ChannelBuilder::local`): TCP only to loopback addresses.
+    loopback_only: bool,
     slot: Mutex<Slot>,
     changed: Condvar,
 }
@@ -152,6 +154,7 @@ impl Connector {
             })),
             h2,
             tls: None,
+            loopback_only: false,
             slot: Mutex::new(Slot {
                 conn: None,
                 connecting: false,
@@ -167,6 +170,13 @@ impl Connector {
     /// Makes every connection of this connector a TLS one.
     pub fn with_tls(mut self, tls: ClientTls) -> Connector {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Connects only to loopback addresses (and Unix sockets): a local channel, which may
+    /// carry call credentials without TLS.
+    pub fn loopback_only(mut self) -> Connector {
+        self.loopback_only = true;
         self
     }
 
@@ -357,6 +367,13 @@ impl Connector {
             if left.is_zero() {
                 errors.push(format!("{a}: connect timed out"));
                 break;
+            }
+            if self.loopback_only && !a.ip().to_canonical().is_loopback() {
+                errors.push(format!(
+                    "{a}: not a loopback address, and a local channel (ChannelBuilder::local) \
+                     connects only to loopback addresses or Unix sockets"
+                ));
+                continue;
             }
             match TcpStream::connect_timeout(&a, left) {
                 Ok(sock) if self.tls.is_some() => {

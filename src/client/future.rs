@@ -132,6 +132,12 @@ impl<T: Clone + Send + 'static> CallFuture<T> {
         if o.is_none() {
             *o = Some(Err(Status::cancelled("Locally cancelled by application!")));
         }
+        drop(o);
+        // The reading will never run: dropping it now tells the call's interceptors it
+        // ended. (A thread that holds it is reading, and sees the reset.)
+        if let Ok(mut pending) = self.inner.pending.try_lock() {
+            drop(pending.take());
+        }
         true
     }
 

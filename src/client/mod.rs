@@ -17,7 +17,9 @@
 
 mod call;
 mod conn;
+mod credentials;
 mod future;
+mod interceptor;
 mod target;
 
 use std::collections::VecDeque;
@@ -38,11 +40,14 @@ use crate::status::{Code, Status};
 use crate::streaming::{MessageSource, Streaming};
 use crate::timeout::encode_grpc_timeout;
 use crate::transport::driver::{lock, Recv, Shared, StreamError, StreamHandle, Whole};
-use crate::transport::tls::ChannelCredentials;
 
 pub use call::{CallOptions, IntoRequest, IntoStreamingRequest, Request, Response};
 pub use conn::{BackoffConfig, ConnectivityState};
+pub use credentials::{
+    AuthMetadataContext, AuthMetadataPlugin, CallCredentials, CompositeChannelCredentials,
+};
 pub use future::CallFuture;
+pub use interceptor::{intercept_channel, CallEnd, CallKind, ClientCallDetails, ClientInterceptor};
 pub use target::{Target, TargetError};
 
 /// Settings of a [`Channel`].
@@ -61,6 +66,11 @@ pub struct ChannelBuilder {
     pub(crate) ssl_target_name_override: Option<String>,
     /// Whether `grpc.absolute_max_metadata_size` was given.
     pub(crate) absolute_metadata_size_given: bool,
+    /// Call credentials for every call (TLS or local channels only).
+    pub(crate) call_credentials: Option<CallCredentials>,
+    /// grpcio's `local_channel_credentials`: an insecure channel to loopback or a Unix socket
+    /// that may carry call credentials.
+    pub(crate) local: bool,
 }
 
 impl ChannelBuilder {
@@ -182,9 +192,48 @@ impl ChannelBuilder {
     }
 
     /// Connects with TLS (ALPN `h2`), trusting and presenting what `credentials` say; requests
-    /// then carry `:scheme https`.
-    pub fn tls(mut self, credentials: crate::transport::tls::ChannelCredentials) -> Self {
-        self.tls = Some(credentials);
+    /// then carry `:scheme https`. [`CompositeChannelCredentials`] also bring call credentials
+    /// for every call.
+    pub fn tls(mut self, credentials: impl Into<CompositeChannelCredentials>) -> Self {
+        let c = credentials.into();
+        self.tls = Some(c.channel);
+        if let Some(call) = c.call {
+            self = self.call_credentials(call);
+        }
+        self
+    }
+
+    /// Sends `credentials`' metadata with every call (after any given before). The channel
+    /// must be TLS or [`local`](Self::local): on another, every call fails with
+    /// UNAUTHENTICATED ("call credentials require a secure channel …") and the credentials are
+    /// never sent.
+    ///
+    /// ```
+    /// use grpc_sync::{CallCredentials, Channel};
+    /// // A sidecar on the same machine: no TLS, but the token may go (grpcio's
+    /// // `composite_channel_credentials(local_channel_credentials(), access_token_call_credentials(..))`).
+    /// let channel = Channel::builder("127.0.0.1:50051")
+    ///     .local()
+    ///     .call_credentials(CallCredentials::access_token("secret-token"))
+    ///     .build()?;
+    /// # drop(channel);
+    /// # Ok::<(), grpc_sync::Status>(())
+    /// ```
+    pub fn call_credentials(mut self, credentials: CallCredentials) -> Self {
+        self.call_credentials = Some(match self.call_credentials.take() {
+            Some(c) => c.and(credentials),
+            None => credentials,
+        });
+        self
+    }
+
+    /// Marks an insecure channel as local (grpcio's `local_channel_credentials`): it connects
+    /// only to loopback addresses (127.0.0.0/8, ::1) or Unix sockets, refusing any other
+    /// address a name resolves to, and it may carry call credentials, which no other insecure
+    /// channel sends. Requests still say `:scheme http`; plugins see an `http://` service URL.
+    /// Ignored on a TLS channel.
+    pub fn local(mut self) -> Self {
+        self.local = true;
         self
     }
 
@@ -200,8 +249,12 @@ impl ChannelBuilder {
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
-        let mut connector = conn::Connector::new(target.clone(), self.h2, self.backoff);
         let secure = self.tls.is_some();
+        let local = self.local && !secure;
+        let mut connector = conn::Connector::new(target.clone(), self.h2, self.backoff);
+        if local {
+            connector = connector.loopback_only();
+        }
         if let Some(creds) = &self.tls {
             let config = creds
                 .client_config()
@@ -224,7 +277,10 @@ impl ChannelBuilder {
                 max_send: self.max_send,
                 max_recv: self.max_recv,
                 compression: self.compression,
+                call_credentials: self.call_credentials,
+                local,
             }),
+            interceptors: None,
         })
     }
 }
@@ -238,20 +294,58 @@ struct ChannelInner {
     max_send: usize,
     max_recv: usize,
     compression: Option<CompressionEncoding>,
+    call_credentials: Option<CallCredentials>,
+    /// An insecure channel the user marked local: call credentials may go.
+    local: bool,
 }
 
 /// A connection to a gRPC server: cheap to clone, safe to share between threads; calls from
 /// every clone share one HTTP/2 connection as concurrent streams.
+///
+/// [`intercept_channel`] wraps one in [`ClientInterceptor`]s; stubs made from the result see
+/// them on every call.
 #[derive(Clone)]
 pub struct Channel {
     inner: Arc<ChannelInner>,
+    /// Outermost first; `None` (not an empty list) keeps the call path free of them.
+    interceptors: Option<interceptor::Interceptors>,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
             .field("target", &self.inner.connector.target().to_string())
+            .field(
+                "interceptors",
+                &self.interceptors.as_ref().map_or(0, |i| i.len()),
+            )
             .finish()
+    }
+}
+
+/// A call ready to be sent: its options once interceptors and call credentials have run.
+struct Prepared {
+    opts: CallOptions,
+    deadline: Option<Instant>,
+    /// Reports the call's end to the interceptors (`None` without any).
+    guard: Option<interceptor::CallGuard>,
+}
+
+impl Prepared {
+    /// Reports `outcome` to the interceptors and hands it on.
+    fn finish<T>(&mut self, outcome: Result<T, Status>) -> Result<T, Status> {
+        if let Some(g) = &mut self.guard {
+            g.finish_with(&outcome);
+        }
+        outcome
+    }
+
+    /// Reports `outcome` if it is an error (the call ended before its stream was made).
+    fn finish_if_err<T>(&mut self, outcome: Result<T, Status>) -> Result<T, Status> {
+        match outcome {
+            Ok(v) => Ok(v),
+            Err(s) => self.finish(Err(s)),
+        }
     }
 }
 
@@ -292,6 +386,9 @@ pub(crate) struct ResponseReader {
     refused: bool,
     /// What [`StreamHandle::recv_whole`] took, read before the handle is asked again.
     pre: Option<Whole>,
+    /// A response stream's interceptors, told its status once known (unary kinds report
+    /// their own, after retries and the one-message check).
+    guard: Option<interceptor::CallGuard>,
 }
 
 /// A unary response up to this size is taken in one go (see `ResponseReader::read_unary`).
@@ -310,6 +407,14 @@ impl ResponseReader {
             sender_error: None,
             refused: false,
             pre: None,
+            guard: None,
+        }
+    }
+
+    /// Tells the interceptors the final status, once it is known.
+    fn report(&mut self) {
+        if let (Some(g), Some(s)) = (&mut self.guard, &self.status) {
+            g.finish(s);
         }
     }
 
@@ -345,6 +450,7 @@ impl ResponseReader {
         if self.status.is_none() {
             self.status = Some(s.clone());
         }
+        self.report();
         // Nothing more will be read: cancel the stream if it is still open.
         self.handle.reset(Reason::CANCEL);
         s
@@ -403,6 +509,7 @@ impl ResponseReader {
                 .unwrap_or_else(|| Status::internal("malformed grpc-status"));
             self.trailing = Some(MetadataMap::from_headers(&head));
             self.status = Some(s);
+            self.report();
             return Ok(());
         }
         let ct = Header::find(&head, b"content-type").unwrap_or(b"");
@@ -458,6 +565,7 @@ impl ResponseReader {
                     });
                     self.trailing = Some(MetadataMap::from_headers(&trailers));
                     self.status = Some(s);
+                    self.report();
                 }
                 Err(e) => return Some(Err(self.stream_failed(&e))),
             }
@@ -524,7 +632,12 @@ impl MessageSource for ResponseReader {
         if self.status.is_none() {
             self.status = Some(Status::cancelled("Locally cancelled by application!"));
         }
+        self.report();
         self.handle.reset(Reason::CANCEL);
+    }
+
+    fn abort(&mut self, status: &Status) {
+        self.fail(status.clone());
     }
 }
 
@@ -684,16 +797,24 @@ impl Channel {
             tls: None,
             ssl_target_name_override: None,
             absolute_metadata_size_given: false,
+            call_credentials: None,
+            local: false,
         }
     }
 
     /// A TLS channel to `target` (grpcio's `secure_channel(target, ssl_channel_credentials(..))`).
     /// Connects lazily; the server must negotiate ALPN `h2`, and its certificate must chain to
     /// the credentials' roots and match the target's host (or the name override).
+    /// Credentials made with
+    /// [`ChannelCredentials::with_call_credentials`](crate::ChannelCredentials::with_call_credentials)
+    /// also send call credentials with every call (grpcio's `composite_channel_credentials`).
     ///
     /// # Errors
     /// INVALID_ARGUMENT if the target cannot be parsed or the credentials are unusable.
-    pub fn secure(target: &str, credentials: ChannelCredentials) -> Result<Channel, Status> {
+    pub fn secure(
+        target: &str,
+        credentials: impl Into<CompositeChannelCredentials>,
+    ) -> Result<Channel, Status> {
         Channel::builder(target).tls(credentials).build()
     }
 
@@ -866,6 +987,73 @@ impl Channel {
         Ok(buf)
     }
 
+    /// Runs the interceptors' `before_call` hooks and the call credentials, and fixes the
+    /// deadline. Without interceptors or credentials this only computes the deadline.
+    ///
+    /// # Errors
+    /// A status from an interceptor or the credentials (already reported to the
+    /// interceptors).
+    fn prepare(
+        &self,
+        path: &'static str,
+        kind: CallKind,
+        mut opts: CallOptions,
+    ) -> Result<Prepared, Status> {
+        let creds = self.inner.call_credentials.is_some() || opts.credentials.is_some();
+        if self.interceptors.is_none() && !creds {
+            return Ok(Prepared {
+                deadline: opts.timeout.map(|t| Instant::now() + t),
+                opts,
+                guard: None,
+            });
+        }
+        let mut guard = None;
+        if let Some(list) = &self.interceptors {
+            let (mut g, r) = interceptor::CallGuard::start(list, path, kind, &mut opts);
+            if let Err(s) = r {
+                g.finish(&s);
+                return Err(s);
+            }
+            guard = Some(g);
+        }
+        // Counted from here: the time the interceptors took is not the server's.
+        let mut p = Prepared {
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            opts,
+            guard,
+        };
+        let res = self.add_credentials(path, &mut p);
+        p.finish_if_err(res)?;
+        Ok(p)
+    }
+
+    /// Adds the channel's and then the call's call credentials to the request metadata.
+    fn add_credentials(&self, path: &'static str, p: &mut Prepared) -> Result<(), Status> {
+        let inner = &self.inner;
+        let (channel, call) = (&inner.call_credentials, &p.opts.credentials);
+        if channel.is_none() && call.is_none() {
+            return Ok(());
+        }
+        if !inner.secure && !inner.local {
+            // grpcio's check: the token must not travel in clear text. Nothing is sent.
+            return Err(Status::unauthenticated(
+                "call credentials require a secure channel (TLS) or one marked local \
+                 (ChannelBuilder::local); this channel is insecure, so the call was not sent \
+                 (established channel does not have a sufficient security level to transfer \
+                 call credential)",
+            ));
+        }
+        let scheme = if inner.secure { "https" } else { "http" };
+        let authority = String::from_utf8_lossy(&inner.authority);
+        let ctx = AuthMetadataContext::for_call(scheme, &authority, path);
+        let mut md = MetadataMap::new();
+        for c in [channel, call].into_iter().flatten() {
+            c.apply(&ctx, p.deadline, &mut md)?;
+        }
+        p.opts.metadata.merge(md);
+        Ok(())
+    }
+
     /// Sends one request and reads the whole response, retrying when the server refused the
     /// stream unseen.
     fn unary_raw(
@@ -873,8 +1061,8 @@ impl Channel {
         path: &'static str,
         framed: &[u8],
         opts: &CallOptions,
+        deadline: Option<Instant>,
     ) -> Result<Response<Bytes>, Status> {
-        let deadline = opts.timeout.map(|t| Instant::now() + t);
         // The server saw nothing of a refused stream, so the request can go again; a few
         // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
         // than the client assumed before the server's SETTINGS arrived).
@@ -904,8 +1092,12 @@ impl Channel {
         Resp: Message + Default + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = self.encode(&msg, &opts)?;
-        self.unary_raw(path, &framed, &opts)?.try_map(decode)
+        let mut p = self.prepare(path, CallKind::Unary, opts)?;
+        let res = self.encode(&msg, &p.opts).and_then(|framed| {
+            self.unary_raw(path, &framed, &p.opts, p.deadline)?
+                .try_map(decode)
+        });
+        p.finish(res)
     }
 
     /// A unary call returning at once with a [`CallFuture`] (grpcio's `.future()`).
@@ -919,22 +1111,25 @@ impl Channel {
         Resp: Message + Default + Clone + Send + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = match self.encode(&msg, &opts) {
-            Ok(f) => f,
+        let mut p = match self.prepare(path, CallKind::Unary, opts) {
+            Ok(p) => p,
             Err(s) => return CallFuture::ready(Err(s)),
         };
-        let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let handle = match self.open(path, &opts, deadline, Some(&framed)) {
+        let opened = self
+            .encode(&msg, &p.opts)
+            .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
+        let handle = match opened {
             Ok(h) => h,
-            Err(s) => return CallFuture::ready(Err(s)),
+            Err(s) => return CallFuture::ready(p.finish(Err(s))),
         };
         let probe = handle.view();
         let max_recv = self.inner.max_recv;
         CallFuture::pending(
             probe,
             Box::new(move |_| {
-                let mut reader = ResponseReader::new(handle, max_recv, deadline);
-                reader.read_unary()?.try_map(decode)
+                let mut reader = ResponseReader::new(handle, max_recv, p.deadline);
+                let res = reader.read_unary().and_then(|r| r.try_map(decode));
+                p.finish(res)
             }),
         )
     }
@@ -954,35 +1149,39 @@ impl Channel {
         Resp: Message + Default + 'static,
     {
         let (msg, opts) = req.into_parts();
-        let framed = self.encode(&msg, &opts)?;
-        let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let handle = self.open(path, &opts, deadline, Some(&framed))?;
-        let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        let mut p = self.prepare(path, CallKind::ServerStreaming, opts)?;
+        let opened = self
+            .encode(&msg, &p.opts)
+            .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
+        let handle = p.finish_if_err(opened)?;
+        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
+        reader.guard = p.guard.take();
         Ok(Streaming::from_source(reader))
     }
 
+    /// Opens a client- or bidi-streaming call whose requests `iter` yields (drained on a
+    /// helper thread).
     fn start_streaming<Req, I>(
         &self,
         path: &'static str,
         iter: I,
-        opts: &CallOptions,
+        p: &Prepared,
     ) -> Result<ResponseReader, Status>
     where
         Req: Message + 'static,
         I: Iterator<Item = Req> + Send + 'static,
     {
-        let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let handle = self.open(path, opts, deadline, None)?;
+        let handle = self.open(path, &p.opts, p.deadline, None)?;
         let error = Arc::new(std::sync::Mutex::new(None));
         spawn_sender(
             handle.view(),
             iter,
             self.inner.max_send,
-            self.call_encoding(opts),
-            deadline,
+            self.call_encoding(&p.opts),
+            p.deadline,
             error.clone(),
         );
-        let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
         reader.sender_error = Some(error);
         Ok(reader)
     }
@@ -1002,8 +1201,11 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let mut reader = self.start_streaming(path, iter, &opts)?;
-        reader.read_unary()?.try_map(decode)
+        let mut p = self.prepare(path, CallKind::ClientStreaming, opts)?;
+        let res = self
+            .start_streaming(path, iter, &p)
+            .and_then(|mut reader| reader.read_unary()?.try_map(decode));
+        p.finish(res)
     }
 
     /// A client-streaming call returning a [`CallFuture`].
@@ -1018,14 +1220,21 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let mut reader = match self.start_streaming(path, iter, &opts) {
-            Ok(r) => r,
+        let mut p = match self.prepare(path, CallKind::ClientStreaming, opts) {
+            Ok(p) => p,
             Err(s) => return CallFuture::ready(Err(s)),
+        };
+        let mut reader = match self.start_streaming(path, iter, &p) {
+            Ok(r) => r,
+            Err(s) => return CallFuture::ready(p.finish(Err(s))),
         };
         let probe = reader.handle.view();
         CallFuture::pending(
             probe,
-            Box::new(move |_| reader.read_unary()?.try_map(decode)),
+            Box::new(move |_| {
+                let res = reader.read_unary().and_then(|r| r.try_map(decode));
+                p.finish(res)
+            }),
         )
     }
 
@@ -1045,7 +1254,10 @@ impl Channel {
         I: Iterator<Item = Req> + Send + 'static,
     {
         let (iter, opts) = req.into_parts();
-        let reader = self.start_streaming(path, iter, &opts)?;
+        let mut p = self.prepare(path, CallKind::BidiStreaming, opts)?;
+        let started = self.start_streaming(path, iter, &p);
+        let mut reader = p.finish_if_err(started)?;
+        reader.guard = p.guard.take();
         Ok(Streaming::from_source(reader))
     }
 
@@ -1063,19 +1275,21 @@ impl Channel {
         Req: Message + 'static,
         Resp: Message + Default + 'static,
     {
-        let deadline = options.timeout.map(|t| Instant::now() + t);
-        let handle = self.open(path, &options, deadline, None)?;
+        let mut p = self.prepare(path, CallKind::BidiStreaming, options)?;
+        let opened = self.open(path, &p.opts, p.deadline, None);
+        let handle = p.finish_if_err(opened)?;
         let sender = RequestSender {
             view: handle.view(),
             max_send: self.inner.max_send,
-            encoding: self.call_encoding(&options),
+            encoding: self.call_encoding(&p.opts),
             compress: true,
-            deadline,
+            deadline: p.deadline,
             closed: false,
             buf: BytesMut::new(),
             _t: std::marker::PhantomData,
         };
-        let reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
+        reader.guard = p.guard.take();
         Ok((sender, Streaming::from_source(reader)))
     }
 }

@@ -5,7 +5,9 @@ import importlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_GEN_DIR = os.environ.get("GRPC_SYNC_PY_GEN") or os.path.join(REPO_ROOT, "target", "python-gen")
@@ -116,3 +118,32 @@ def get_distance(start, end):
     c = 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a))
     R = 6371000  # metres
     return R * c
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+def serve_until_stdin_closes(server, port):
+    """Prints "PORT <n>" (the harness waits for it), then serves until stdin reaches end of
+    file (the parent test is gone) or SIGTERM/SIGINT, and stops the server."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def watch_stdin():
+        # A raw os.read (not sys.stdin) so that exiting on a signal never waits on the
+        # buffered reader's lock.
+        try:
+            while os.read(sys.stdin.fileno(), 65536):
+                pass
+        except OSError:
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+    sys.stdout.write("PORT %d\n" % port)
+    sys.stdout.flush()
+    # Short waits keep the main thread responsive to signals.
+    while not stop.wait(0.5):
+        pass
+    server.stop(grace=None).wait(5)

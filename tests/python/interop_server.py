@@ -14,10 +14,7 @@ message by message as `response_compressed` / `ResponseParameters.compressed` as
 """
 
 import argparse
-import os
-import signal
 import sys
-import threading
 import time
 from concurrent import futures
 
@@ -130,28 +127,9 @@ def main(argv=None):
     server.add_generic_rpc_handlers((make_handlers(empty_pb2, messages_pb2),))
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     server.start()
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def watch_stdin():
-        # End of file on stdin means the parent is gone. A raw os.read, as in servers.py.
-        try:
-            while os.read(sys.stdin.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
     print("interop_server.py: serving %s on %s:%d" % (interop_common.SERVICE, args.host, port), file=sys.stderr)
     sys.stderr.flush()
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace=None).wait(5)
+    common.serve_until_stdin_closes(server, port)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ of file (the parent dropped its end of the pipe) or on SIGTERM/SIGINT. Diagnosti
 
 import argparse
 import os
-import signal
 import sys
 import threading
 import time
@@ -244,32 +243,9 @@ def main(argv=None):
     if port == 0:
         sys.exit("servers.py: could not bind %s:%d" % (args.host, args.port))
     server.start()
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def watch_stdin():
-        # The parent holds our stdin; end of file means it is gone, so we go too. A raw os.read
-        # (not sys.stdin) so that exiting on a signal never waits on the buffered reader's lock.
-        try:
-            while os.read(sys.stdin.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
-
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
     print("servers.py: serving %s on %s:%d" % (",".join(services), args.host, port), file=sys.stderr)
     sys.stderr.flush()
-
-    # Short waits keep the main thread responsive to signals on every platform.
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace=None).wait(5)
+    common.serve_until_stdin_closes(server, port)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ Every call carries a deadline, so nothing hangs.
 """
 
 import argparse
-import os
-import signal
 import sys
-import threading
 from concurrent import futures
 
 import grpc
@@ -27,6 +24,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+
+import common
 
 TIMEOUT = 10.0
 S = health_pb2.HealthCheckResponse
@@ -88,24 +87,7 @@ def serve(args):
     if port == 0:
         sys.exit("standard.py: could not bind %s:%d" % (args.host, args.port))
     server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def watch_stdin():
-        try:
-            while os.read(sys.stdin.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace=None).wait(5)
+    common.serve_until_stdin_closes(server, port)
 
 
 # --- clients against our server ---------------------------------------------------------------

@@ -10,9 +10,7 @@ stops when stdin reaches end of file.
 """
 
 import argparse
-import os
 import sys
-import threading
 
 import grpc
 
@@ -49,23 +47,7 @@ def main(argv=None):
     if port == 0:
         sys.exit("tls_server.py: could not bind %s:%d" % (args.host, args.port))
     server.start()
-
-    stop = threading.Event()
-
-    def watch_stdin():
-        try:
-            while os.read(sys.stdin.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace=None).wait(5)
+    common.serve_until_stdin_closes(server, port)
 
 
 if __name__ == "__main__":
