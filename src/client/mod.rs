@@ -18,6 +18,7 @@
 mod call;
 mod conn;
 mod future;
+mod proxy;
 mod target;
 
 use std::collections::VecDeque;
@@ -61,6 +62,8 @@ pub struct ChannelBuilder {
     pub(crate) ssl_target_name_override: Option<String>,
     /// Whether `grpc.absolute_max_metadata_size` was given.
     pub(crate) absolute_metadata_size_given: bool,
+    /// HTTP CONNECT proxy settings (`proxy.rs` has the builder methods).
+    pub(crate) proxy: proxy::ProxyOptions,
 }
 
 impl ChannelBuilder {
@@ -192,7 +195,8 @@ impl ChannelBuilder {
     /// [`Channel::wait_for_ready`]).
     ///
     /// # Errors
-    /// INVALID_ARGUMENT if the target cannot be parsed.
+    /// INVALID_ARGUMENT if the target or the [`http_proxy`](Self::http_proxy) URL cannot be
+    /// parsed.
     pub fn build(mut self) -> Result<Channel, Status> {
         if let Some(name) = &self.ssl_target_name_override {
             self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
@@ -200,7 +204,10 @@ impl ChannelBuilder {
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
-        let mut connector = conn::Connector::new(target.clone(), self.h2, self.backoff);
+        let route =
+            proxy::route(&self.proxy, &proxy::process_env).map_err(Status::invalid_argument)?;
+        let mut connector =
+            conn::Connector::new(target.clone(), self.h2, self.backoff).with_proxy(route);
         let secure = self.tls.is_some();
         if let Some(creds) = &self.tls {
             let config = creds
@@ -684,6 +691,7 @@ impl Channel {
             tls: None,
             ssl_target_name_override: None,
             absolute_metadata_size_given: false,
+            proxy: proxy::ProxyOptions::default(),
         }
     }
 
