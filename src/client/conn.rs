@@ -262,9 +262,13 @@ impl Connector {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    return Err(Status::deadline_exceeded(
-                        "Deadline Exceeded while waiting for a connection",
-                    ));
+                    return Err(Status::deadline_exceeded(match &s.last_error {
+                        Some(e) => format!(
+                            "Deadline Exceeded while waiting for a connection; the last \
+                             attempt failed: {e}"
+                        ),
+                        None => "Deadline Exceeded while waiting for a connection".into(),
+                    }));
                 }
             }
             let wait_until = if s.connecting {
