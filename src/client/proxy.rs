@@ -576,12 +576,13 @@ pub(crate) fn tunnel(
                 return Ok((sock, buf.split_off(head_len)));
             }
             Reply::Refused { code, status_line } => {
+                // 407 is the standard answer; some proxies (tinyproxy) send 401.
                 let hint = match (code, &proxy.credentials) {
-                    (407, None) => {
+                    (401 | 407, None) => {
                         "; it wants credentials: give them in the proxy URL, \
                          http://user:password@host:port"
                     }
-                    (407, Some(_)) => "; it did not accept the credentials of the proxy URL",
+                    (401 | 407, Some(_)) => "; it did not accept the credentials of the proxy URL",
                     _ => "",
                 };
                 return Err(format!(
