@@ -371,7 +371,7 @@ struct Nginx {
     _dir: TempDir,
 }
 
-fn nginx(binary: &Path, upstreams: &[u16]) -> Nginx {
+fn nginx_for(binary: &Path, upstreams: &[u16]) -> Nginx {
     let dir = TempDir::new("nginx");
     let prefix = dir.path().to_path_buf();
     // nginx writes its version once its sockets listen.
@@ -450,6 +450,23 @@ fn upstream(name: &'static str, seen: Seen) -> (Server, u16) {
     (server, port)
 }
 
+/// A channel to 127.0.0.1:`port` that uses no proxy whatever the environment says.
+fn direct(port: u16) -> Channel {
+    Channel::builder(&format!("127.0.0.1:{port}"))
+        .enable_http_proxy(false)
+        .build()
+        .unwrap()
+}
+
+/// A unary call of `path` with an empty request and `timeout`.
+fn call(
+    ch: &Channel,
+    path: &'static str,
+    timeout: Duration,
+) -> Result<grpc_sync::Response<Text>, Status> {
+    ch.unary::<Text, Text>(path, Request::new(text("")).with_timeout(timeout))
+}
+
 #[test]
 fn our_client_and_grpcio_through_nginx_to_our_servers() {
     let test = "our_client_and_grpcio_through_nginx_to_our_servers";
@@ -459,11 +476,8 @@ fn our_client_and_grpcio_through_nginx_to_our_servers() {
     let (seen_tx, seen) = unbounded();
     let (_a, port_a) = upstream("a", seen_tx.clone());
     let (_b, port_b) = upstream("b", seen_tx);
-    let mut nginx = nginx(&binary, &[port_a, port_b]);
-    let ch = Channel::builder(&format!("127.0.0.1:{}", nginx.port))
-        .enable_http_proxy(false)
-        .build()
-        .unwrap();
+    let mut nginx = nginx_for(&binary, &[port_a, port_b]);
+    let ch = direct(nginx.port);
 
     // All four kinds of call (the examples' route guide client and its checks).
     let db = common::route_guide::load_db().unwrap();
@@ -478,12 +492,7 @@ fn our_client_and_grpcio_through_nginx_to_our_servers() {
     // Round robin over both upstreams.
     let mut who = std::collections::BTreeSet::new();
     for _ in 0..4 {
-        let r = ch
-            .unary::<Text, Text>(
-                "/test.Deploy/Who",
-                Request::new(text("")).with_timeout(WAIT),
-            )
-            .unwrap();
+        let r = call(&ch, "/test.Deploy/Who", WAIT).unwrap();
         who.insert(r.into_inner().s);
     }
     assert_eq!(who.into_iter().collect::<Vec<_>>(), ["a", "b"]);
@@ -505,12 +514,7 @@ fn our_client_and_grpcio_through_nginx_to_our_servers() {
     );
 
     // A status with details (grpc-status-details-bin) in a trailers-only response.
-    let e = ch
-        .unary::<Text, Text>(
-            "/test.Deploy/Fail",
-            Request::new(text("")).with_timeout(WAIT),
-        )
-        .unwrap_err();
+    let e = call(&ch, "/test.Deploy/Fail", WAIT).unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(e.message(), "the name is empty");
     let details = e.error_details().expect("details decode");
@@ -524,12 +528,7 @@ fn our_client_and_grpcio_through_nginx_to_our_servers() {
     // A deadline: it reaches the server through nginx (grpc-timeout), and the call ends on
     // time.
     let start = Instant::now();
-    let e = ch
-        .unary::<Text, Text>(
-            "/test.Deploy/Sleep",
-            Request::new(text("z")).with_timeout(Duration::from_millis(300)),
-        )
-        .unwrap_err();
+    let e = call(&ch, "/test.Deploy/Sleep", Duration::from_millis(300)).unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
     assert!(start.elapsed() < Duration::from_secs(5));
     let left = seen
@@ -543,6 +542,12 @@ fn our_client_and_grpcio_through_nginx_to_our_servers() {
     // grpcio's route guide client through the same nginx.
     let out = support::python::run_client("route_guide", nginx.port, None);
     out.assert_success("grpcio route guide client through nginx");
+
+    // No upstream answers: nginx says 502, which is UNAVAILABLE.
+    let dead = nginx_for(&binary, &[free_port()]);
+    let e = call(&direct(dead.port), "/test.Deploy/Who", WAIT).unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("502"), "{e:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
