@@ -16,5 +16,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# A proxy in the environment (https_proxy, for PyPI say) must not take the tests' loopback
+# traffic: gRPC clients (ours and grpcio) read no_grpc_proxy before no_proxy.
+export no_grpc_proxy="${no_grpc_proxy-localhost,127.0.0.1,::1}"
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee target/test-output.txt

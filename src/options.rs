@@ -558,13 +558,13 @@ pub const KNOWN_OPTIONS: &[KnownOption] = &[
         "grpc.enable_http_proxy",
         Bool,
         CLIENT_ONLY,
-        Ignored("HTTP proxies are not implemented: channels always connect directly"),
+        Sets("ChannelBuilder::enable_http_proxy"),
     ),
     opt(
         "grpc.http_proxy",
         Str,
         CLIENT_ONLY,
-        Ignored("HTTP proxies are not implemented: channels always connect directly"),
+        Sets("ChannelBuilder::http_proxy"),
     ),
     opt(
         "grpc.happy_eyeballs_connection_attempt_delay_ms",
@@ -770,6 +770,8 @@ enum Setting {
     MaxConnectionAgeGrace(Timer),
     ClientIdleTimeout(Timer),
     BdpProbe(bool),
+    HttpProxy(String),
+    EnableHttpProxy(bool),
     /// Accepted, type-checked, no effect.
     Ignored,
 }
@@ -880,6 +882,8 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.max_connection_age_ms" => Setting::MaxConnectionAge(timer()?),
         "grpc.max_connection_age_grace_ms" => Setting::MaxConnectionAgeGrace(timer()?),
         "grpc.http2.bdp_probe" => Setting::BdpProbe(int != 0),
+        "grpc.http_proxy" => Setting::HttpProxy(text),
+        "grpc.enable_http_proxy" => Setting::EnableHttpProxy(int != 0),
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),
@@ -1057,6 +1061,8 @@ impl ChannelBuilder {
             Setting::MaxRecv(n) => b.max_receive_message_length(n),
             Setting::Compression(e) => b.compression(e),
             Setting::UserAgent(ua) => b.user_agent(&ua),
+            Setting::HttpProxy(url) => b.http_proxy(&url),
+            Setting::EnableHttpProxy(on) => b.enable_http_proxy(on),
             Setting::Authority(a) => b.authority(&a),
             Setting::SslTargetNameOverride(name) => {
                 b.ssl_target_name_override = Some(name);
@@ -1110,7 +1116,7 @@ mod tests {
             (ValueKind::Str, _) => OptionValue::from("sample.example"),
             (_, "grpc.default_compression_algorithm") => OptionValue::Int(2),
             // On by default: off is the change.
-            (_, "grpc.http2.bdp_probe") => OptionValue::Int(0),
+            (_, "grpc.http2.bdp_probe" | "grpc.enable_http_proxy") => OptionValue::Int(0),
             (ValueKind::Bool, _) => OptionValue::Int(1),
             (ValueKind::Int, _) => OptionValue::Int(32_768),
         }

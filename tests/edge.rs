@@ -284,7 +284,8 @@ fn default_pool_size_is_pythons_and_drop_stops_the_server() {
     let mut open = TcpStream::connect(("127.0.0.1", port)).unwrap();
     drop(server);
     // After the drop the server's connections are closed...
-    open.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 256];
     loop {
         match open.read(&mut buf) {

@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::client::proxy::{self, Route};
 use crate::client::target::Target;
 use crate::h2::conn::{Connection, Role};
 use crate::h2::settings::Config as H2Config;
@@ -109,6 +110,23 @@ impl Backoff {
     }
 }
 
+/// Where one connection attempt goes.
+enum Dial {
+    /// Straight to this address.
+    Direct(std::net::SocketAddr),
+    /// Through the proxy to this `host:port`.
+    Tunnel(String),
+}
+
+impl std::fmt::Display for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dial::Direct(a) => write!(f, "{a}"),
+            Dial::Tunnel(t) => write!(f, "{t} (through the proxy)"),
+        }
+    }
+}
+
 struct Slot {
     conn: Option<Arc<Shared>>,
     connecting: bool,
@@ -129,6 +147,8 @@ pub(crate) struct Connector {
     tls: Option<ClientTls>,
     /// A local channel (`ChannelBuilder::local`): TCP only to loopback addresses.
     loopback_only: bool,
+    /// The HTTP CONNECT proxy and the hosts reached without it.
+    proxy: Option<Route>,
     slot: Mutex<Slot>,
     changed: Condvar,
 }
@@ -155,6 +175,7 @@ impl Connector {
             h2,
             tls: None,
             loopback_only: false,
+            proxy: None,
             slot: Mutex::new(Slot {
                 conn: None,
                 connecting: false,
@@ -174,9 +195,19 @@ impl Connector {
     }
 
     /// Connects only to loopback addresses (and Unix sockets): a local channel, which may
-    /// carry call credentials without TLS.
+    /// carry call credentials without TLS. It never goes through a proxy.
     pub fn loopback_only(mut self) -> Connector {
         self.loopback_only = true;
+        self.proxy = None;
+        self
+    }
+
+    /// Connects through `route`'s proxy, for the hosts its `no_proxy` list leaves to it
+    /// (never for a local channel).
+    pub fn with_proxy(mut self, route: Option<Route>) -> Connector {
+        if !self.loopback_only {
+            self.proxy = route;
+        }
         self
     }
 
@@ -245,9 +276,13 @@ impl Connector {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    return Err(Status::deadline_exceeded(
-                        "Deadline Exceeded while waiting for a connection",
-                    ));
+                    return Err(Status::deadline_exceeded(match &s.last_error {
+                        Some(e) => format!(
+                            "Deadline Exceeded while waiting for a connection; the last \
+                             attempt failed: {e}"
+                        ),
+                        None => "Deadline Exceeded while waiting for a connection".into(),
+                    }));
                 }
             }
             let wait_until = if s.connecting {
@@ -354,54 +389,45 @@ impl Connector {
                 "TLS over Unix domain sockets is not supported (unix:{path}): use an insecure channel"
             ));
         }
-        let addrs = self
-            .target
-            .resolve()
-            .map_err(|e| format!("DNS resolution failed for {}: {e}", self.target))?;
-        if addrs.is_empty() {
-            return Err(format!("{} resolved to no addresses", self.target));
-        }
+        let dials = self.dials()?;
+        let single = dials.len() == 1;
         let mut errors = Vec::new();
-        for a in addrs {
+        for dial in dials {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                errors.push(format!("{a}: connect timed out"));
+                errors.push(format!("{dial}: connect timed out"));
                 break;
             }
-            if self.loopback_only && !a.ip().to_canonical().is_loopback() {
-                errors.push(format!(
-                    "{a}: not a loopback address, and a local channel (ChannelBuilder::local) \
-                     connects only to loopback addresses or Unix sockets"
-                ));
-                continue;
-            }
-            match TcpStream::connect_timeout(&a, left) {
-                Ok(sock) if self.tls.is_some() => {
-                    let _ = sock.set_nodelay(true);
-                    match self.start_tls(sock, deadline) {
-                        Ok(shared) => return Ok(shared),
-                        Err(e) => errors.push(format!("{a}: {e}")),
-                    }
-                }
-                Ok(sock) => {
-                    let _ = sock.set_nodelay(true);
-                    let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
-                        (Ok(r), Ok(w)) => (r, w),
-                        (Err(e), _) | (_, Err(e)) => {
-                            errors.push(format!("{a}: {e}"));
-                            continue;
-                        }
-                    };
-                    return Ok(self.start(
-                        Box::new(tls::PlainClientReader::new(rd)),
-                        Box::new(wr),
-                        true,
-                        Box::new(move || {
-                            let _ = sock.shutdown(std::net::Shutdown::Both);
-                        }),
+            if let Dial::Direct(a) = &dial {
+                if self.loopback_only && !a.ip().to_canonical().is_loopback() {
+                    errors.push(format!(
+                        "{a}: not a loopback address, and a local channel (ChannelBuilder::local) \
+                         connects only to loopback addresses or Unix sockets"
                     ));
+                    continue;
                 }
-                Err(e) => errors.push(format!("{a}: {e}")),
+            }
+            let opened = match (&dial, &self.proxy) {
+                (Dial::Direct(a), _) => TcpStream::connect_timeout(a, left)
+                    .map(|sock| (sock, Vec::new()))
+                    .map_err(|e| format!("{a}: {e}")),
+                (Dial::Tunnel(authority), Some(route)) => {
+                    proxy::tunnel(&route.proxy, authority, deadline)
+                }
+                (Dial::Tunnel(_), None) => Err("no proxy".to_string()),
+            };
+            let (sock, first) = match opened {
+                Ok(opened) => opened,
+                // Through a proxy, its own words name it and the target.
+                Err(e) if single && matches!(dial, Dial::Tunnel(_)) => return Err(e),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            match self.establish(sock, first, deadline) {
+                Ok(shared) => return Ok(shared),
+                Err(e) => errors.push(format!("{dial}: {e}")),
             }
         }
         Err(format!(
@@ -411,16 +437,87 @@ impl Connector {
         ))
     }
 
+    /// Where this attempt connects: a tunnel through the proxy, unless `no_proxy` names the
+    /// host, else every address the target resolves to. A name behind the proxy is not
+    /// resolved here: the proxy resolves it (the client may have no DNS for it).
+    fn dials(&self) -> Result<Vec<Dial>, String> {
+        let proxied = |host: &str, port: u16| {
+            self.proxy
+                .as_ref()
+                .is_some_and(|route| route.applies_to(host, port))
+        };
+        match &self.target {
+            Target::Dns { host_port } => {
+                let port = host_port
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse().ok())
+                    .unwrap_or(443);
+                if proxied(&self.target.host(), port) {
+                    return Ok(vec![Dial::Tunnel(host_port.clone())]);
+                }
+            }
+            Target::Addrs(addrs) => {
+                return Ok(addrs
+                    .iter()
+                    .map(|a| match proxied(&a.ip().to_string(), a.port()) {
+                        true => Dial::Tunnel(a.to_string()),
+                        false => Dial::Direct(*a),
+                    })
+                    .collect())
+            }
+            Target::Unix(_) => {}
+        }
+        let addrs = self
+            .target
+            .resolve()
+            .map_err(|e| format!("DNS resolution failed for {}: {e}", self.target))?;
+        if addrs.is_empty() {
+            return Err(format!("{} resolved to no addresses", self.target));
+        }
+        Ok(addrs.into_iter().map(Dial::Direct).collect())
+    }
+
+    /// TLS (if the channel has it) and then HTTP/2 on a connected socket; `first` holds the
+    /// server's bytes a proxy's reply came with.
+    fn establish(
+        &self,
+        sock: TcpStream,
+        first: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Arc<Shared>, String> {
+        let _ = sock.set_nodelay(true);
+        if self.tls.is_some() {
+            return self.start_tls(sock, &first, deadline);
+        }
+        let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
+            (Ok(r), Ok(w)) => (r, w),
+            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+        };
+        Ok(self.start(
+            Box::new(tls::PlainClientReader::new(proxy::Prefixed::new(first, rd))),
+            Box::new(wr),
+            true,
+            Box::new(move || {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }),
+        ))
+    }
+
     /// The TLS handshake on a connected socket, bounded by `deadline` and the TLS handshake
     /// timeout, then the HTTP/2 connection over it.
-    fn start_tls(&self, sock: TcpStream, deadline: Instant) -> Result<Arc<Shared>, String> {
+    fn start_tls(
+        &self,
+        sock: TcpStream,
+        first: &[u8],
+        deadline: Instant,
+    ) -> Result<Arc<Shared>, String> {
         let Some(tls) = &self.tls else {
             return Err("no TLS configuration".into());
         };
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .min(tls::DEFAULT_HANDSHAKE_TIMEOUT);
-        let est = tls::connect(&tls.config, &tls.server_name, &sock, timeout)
+        let est = tls::connect(&tls.config, &tls.server_name, &sock, first, timeout)
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         Ok(self.start(
             Box::new(est.reader),
@@ -471,6 +568,18 @@ mod tests {
 
     #[derive(Clone, PartialEq, prost::Message)]
     struct Empty {}
+
+    #[test]
+    fn a_local_channel_never_uses_a_proxy() {
+        let env = |name: &str| (name == "https_proxy").then(|| "http://127.0.0.1:9".to_string());
+        let route = || proxy::route(&proxy::ProxyOptions::default(), &env).unwrap();
+        assert!(route().is_some(), "the environment names a proxy");
+        let target = || Target::parse("127.0.0.1:1").unwrap();
+        let new = || Connector::new(target(), H2Config::default(), BackoffConfig::default());
+        assert!(new().with_proxy(route()).loopback_only().proxy.is_none());
+        assert!(new().loopback_only().with_proxy(route()).proxy.is_none());
+        assert!(new().with_proxy(route()).proxy.is_some());
+    }
 
     #[test]
     fn too_many_pings_doubles_the_keepalive_time_of_the_next_connection() {

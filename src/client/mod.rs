@@ -20,6 +20,7 @@ mod conn;
 mod credentials;
 mod future;
 mod interceptor;
+mod proxy;
 mod target;
 
 use std::collections::VecDeque;
@@ -71,6 +72,8 @@ pub struct ChannelBuilder {
     /// grpcio's `local_channel_credentials`: an insecure channel to loopback or a Unix socket
     /// that may carry call credentials.
     pub(crate) local: bool,
+    /// HTTP CONNECT proxy settings (`proxy.rs` has the builder methods).
+    pub(crate) proxy: proxy::ProxyOptions,
 }
 
 impl ChannelBuilder {
@@ -241,7 +244,8 @@ impl ChannelBuilder {
     /// [`Channel::wait_for_ready`]).
     ///
     /// # Errors
-    /// INVALID_ARGUMENT if the target cannot be parsed.
+    /// INVALID_ARGUMENT if the target or the [`http_proxy`](Self::http_proxy) URL cannot be
+    /// parsed.
     pub fn build(mut self) -> Result<Channel, Status> {
         if let Some(name) = &self.ssl_target_name_override {
             self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
@@ -249,9 +253,12 @@ impl ChannelBuilder {
         let target =
             Target::parse(&self.target).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let authority = self.authority.unwrap_or_else(|| target.authority());
+        let route =
+            proxy::route(&self.proxy, &proxy::process_env).map_err(Status::invalid_argument)?;
         let secure = self.tls.is_some();
         let local = self.local && !secure;
-        let mut connector = conn::Connector::new(target.clone(), self.h2, self.backoff);
+        let mut connector =
+            conn::Connector::new(target.clone(), self.h2, self.backoff).with_proxy(route);
         if local {
             connector = connector.loopback_only();
         }
@@ -799,6 +806,7 @@ impl Channel {
             absolute_metadata_size_given: false,
             call_credentials: None,
             local: false,
+            proxy: proxy::ProxyOptions::default(),
         }
     }
 

@@ -800,10 +800,13 @@ fn handshake(
 }
 
 /// The client side of the handshake, checking the server's certificate against `name`.
+/// `first` holds bytes of the server's already read off `sock` (behind an HTTP CONNECT proxy,
+/// those that came with its reply).
 pub(crate) fn connect(
     config: &Arc<rustls::ClientConfig>,
     name: &str,
     sock: &TcpStream,
+    first: &[u8],
     timeout: Duration,
 ) -> Result<Established, HandshakeError> {
     let host = name.trim_start_matches('[').trim_end_matches(']');
@@ -811,7 +814,7 @@ pub(crate) fn connect(
         .map_err(|_| HandshakeError::Tls(format!("{name:?} is not a valid TLS server name")))?;
     let conn = rustls::ClientConnection::new(config.clone(), server_name)
         .map_err(|e| HandshakeError::Tls(describe(&e)))?;
-    handshake(conn.into(), sock, &[], timeout)
+    handshake(conn.into(), sock, first, timeout)
 }
 
 /// The read half of a plaintext client connection that recognises a TLS server's answer

@@ -18,7 +18,10 @@
 //! stale lock behind. Waiting has no deadline of its own; the holder's commands all have one
 //! ([`try_run`]).
 //!
-//! A later peer (nginx, tinyproxy, Chromium, …) follows [`python`]:
+//! A later peer installed into `target/` (Chromium, …) follows [`python`]. Programs from the
+//! system's packages (nginx, tinyproxy) are `tools.rs`'s: found on the system, installed with
+//! apt under `target/apt-install.lock`, and skippable with `GRPC_SYNC_SKIP_SYSTEM_TESTS=1`.
+//! The pattern:
 //!
 //! 1. an override from the environment wins (`GRPC_SYNC_PYTHON`): no lock, no install, and a
 //!    value naming nothing is an error, not a fallback;
