@@ -371,6 +371,7 @@ fn stream_status(e: &StreamError) -> Status {
         StreamError::Refused => {
             Status::unavailable("the server is going away and did not process the call (GOAWAY)")
         }
+        StreamError::Unsent(l) => Status::unavailable(format!("{l} (before the call was sent)")),
     }
 }
 
@@ -467,6 +468,7 @@ impl ResponseReader {
         self.refused = matches!(
             e,
             StreamError::Refused
+                | StreamError::Unsent(_)
                 | StreamError::Reset {
                     reason: Reason::REFUSED_STREAM,
                     remote: true,

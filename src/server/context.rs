@@ -485,7 +485,7 @@ pub(crate) fn stream_status(e: &StreamError) -> Status {
             "the stream was reset{} with {reason}",
             if *remote { " by the client" } else { "" }
         )),
-        StreamError::Lost(l) => Status::unavailable(l.to_string()),
+        StreamError::Lost(l) | StreamError::Unsent(l) => Status::unavailable(l.to_string()),
         StreamError::Timeout => Status::deadline_exceeded("Deadline Exceeded"),
         StreamError::Refused => Status::unavailable("the connection is shutting down"),
     }

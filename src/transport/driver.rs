@@ -71,6 +71,9 @@ pub(crate) enum StreamError {
     Timeout,
     /// The peer's GOAWAY says it never processed this stream: safe to retry elsewhere.
     Refused,
+    /// The connection died before any of the stream's HEADERS reached the socket: the peer
+    /// never saw it, so it too is safe to retry elsewhere.
+    Unsent(ConnLost),
 }
 
 /// A condition variable paired with the state lock that makes no wake-up syscall when nobody
@@ -272,6 +275,7 @@ impl State {
             self.lost = Some(lost);
         }
         let written = self.written;
+        let lost = self.lost.clone().expect("set above");
         for slot in self.streams.values_mut() {
             // Not one byte of its HEADERS reached the socket: the server cannot have seen it.
             if slot.head_at.is_some_and(|at| at >= written)
@@ -279,7 +283,7 @@ impl State {
                 && slot.head.is_none()
                 && !slot.head_taken
             {
-                slot.reset = Some(StreamError::Refused);
+                slot.reset = Some(StreamError::Unsent(lost.clone()));
             }
             slot.cv.notify_all();
             self.deferred.append(&mut slot.on_finished);
@@ -1824,7 +1828,10 @@ mod tests {
             "the reader decides when the connection is lost"
         );
         st.set_lost(ConnLost::Io("peer closed the connection".into()));
-        assert!(matches!(st.streams[&id].reset, Some(StreamError::Refused)));
+        assert!(matches!(
+            st.streams[&id].reset,
+            Some(StreamError::Unsent(_))
+        ));
     }
 
     #[test]
