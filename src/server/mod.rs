@@ -26,6 +26,9 @@
 //! [`ServerBuilder::inline_unary`]), others on a worker. No thread ever waits on a socket: the
 //! thread that ran the handler hands the response to its connection, which writes what the
 //! socket and the client's window take now and leaves the rest to the I/O loop.
+//!
+//! Interceptors ([`ServerBuilder::intercept`], [`ServerInterceptor`]) run around every call of
+//! every service: before its handler, where the handler would run, and once when it ends.
 
 pub(crate) mod conn;
 pub mod context;
