@@ -3,8 +3,10 @@
 //! interceptor (its start and end hooks both run), in alternating rounds.
 //!
 //! Run: `cargo bench --bench interceptors` (about 10 s); `-- --quick` runs a tenth of it.
-//! Prints each server's median batch latency and the median of the pairs' ratios. Plain
-//! `std::time`; the numbers compare the two servers on one machine, not absolute.
+//! Each trial starts both servers afresh and times adjacent pairs of short batches; it prints
+//! each server's median batch latency and the median of the pairs' ratios, then the median
+//! over trials. Plain `std::time`; the numbers compare the two servers on one machine, not
+//! absolute.
 
 use std::time::{Duration, Instant};
 
@@ -51,9 +53,9 @@ fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (pairs, n) = if quick { (21, 200) } else { (201, 200) };
+/// One trial: fresh servers and channels, then `pairs` adjacent pairs of `n`-call batches.
+/// Returns the median batch latency of each server and the median of the pairs' ratios.
+fn trial(pairs: usize, n: usize) -> (Duration, Duration, f64) {
     let (_plain_server, plain) = start(false);
     let (_icpt_server, icpt) = start(true);
     // Warm both: connections, the inline-handler timing, caches.
@@ -76,12 +78,23 @@ fn main() {
         a.push(x);
         b.push(y);
     }
+    (median(a), median(b), median(ratios))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (trials, pairs, n) = if quick { (3, 11, 200) } else { (7, 41, 200) };
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("unary latency, 1 caller, {pairs} pairs of {n}-call batches (µs, medians):");
-    println!("  no interceptor         {:7.1}", us(median(a)));
-    println!("  one no-op interceptor  {:7.1}", us(median(b)));
     println!(
-        "  with/without (median of the pairs' ratios): {:.3}x",
-        median(ratios)
+        "unary latency, 1 caller, 64-byte messages: {trials} trials (fresh servers each) of \
+         {pairs} pairs of {n}-call batches; medians (µs)"
     );
+    println!("  trial   no interceptor   one no-op interceptor   ratio");
+    let mut ratios = Vec::new();
+    for t in 0..trials {
+        let (a, b, r) = trial(pairs, n);
+        println!("  {t:5}   {:14.1}   {:21.1}   {r:.3}x", us(a), us(b));
+        ratios.push(r);
+    }
+    println!("with/without, median over trials: {:.3}x", median(ratios));
 }
