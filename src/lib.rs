@@ -41,6 +41,7 @@ pub use server::{
     BidiStreamingHandler, ClientStreamingHandler, PoolStats, ResponseStream, Server, ServerBuilder,
     ServerContext, ServerStreamingHandler, Service, ServiceBuilder, StopHandle, UnaryHandler,
 };
+pub use server::{CallEnd, CallStart, Extensions, MethodKind, ServerInterceptor};
 pub use server::{DetachedStreamingHandler, ResponseSink, TrySendError};
 pub use status::{Code, Status};
 pub use streaming::Streaming;

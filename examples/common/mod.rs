@@ -9,6 +9,8 @@
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod access_log;
+pub mod auth;
 pub mod bench;
 pub mod cal;
 pub mod calculator;
@@ -266,7 +268,8 @@ impl Args {
     }
 }
 
-fn read(path: &str) -> Result<Vec<u8>, BoxError> {
+/// The bytes of the file at `path`, or an error that names it.
+pub fn read(path: &str) -> Result<Vec<u8>, BoxError> {
     std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}").into())
 }
 

@@ -1,6 +1,6 @@
 //! `ServerContext`: what a handler knows about its call, and how it talks back out of band.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use crate::compression::{AcceptEncoding, CompressionEncoding, ACCEPT_ENCODING};
 use crate::h2::error::Reason;
 use crate::h2::hpack::Header;
 use crate::metadata::MetadataMap;
+use crate::server::interceptor::Extensions;
 use crate::status::{Code, Status};
 use crate::transport::driver::{lock, StreamError, StreamHandle};
 use crate::transport::tls::{AuthContext, PeerIdentity};
@@ -31,6 +32,8 @@ struct CallInner {
     headers_sent: bool,
     finished: bool,
     cancelled: bool,
+    /// When the call was ended from outside (see [`CallState::cancel_from_outside`]).
+    cut_at: Option<Instant>,
     initial: MetadataMap,
     trailing: MetadataMap,
     callbacks: Vec<Callback>,
@@ -46,6 +49,7 @@ impl CallState {
             return Vec::new();
         }
         g.finished = true;
+        g.cut_at = Some(Instant::now());
         std::mem::take(&mut g.callbacks)
     }
 
@@ -72,9 +76,9 @@ pub struct ServerContext {
     max_send: usize,
     /// The coding of the request's compressed messages (`grpc-encoding`), if any.
     request_encoding: Option<CompressionEncoding>,
-    /// Whether the last request message read arrived compressed (shared with the request
-    /// reader of streaming calls).
-    pub(crate) request_compressed: Arc<AtomicBool>,
+    /// What the request reader of a streaming call reports: whether the last message
+    /// arrived compressed, and how many arrived.
+    pub(crate) request_stats: Arc<RequestStats>,
     /// What the client reads (`grpc-accept-encoding`).
     accept: AcceptEncoding,
     /// The response coding: an [`encoding_code`]; 0 for none.
@@ -87,6 +91,21 @@ pub struct ServerContext {
     auth: Option<Arc<AuthContext>>,
     /// The response head was sent by [`ensure_headers`](Self::ensure_headers).
     head_sent: AtomicBool,
+    /// Typed values the interceptors attached.
+    pub(crate) extensions: Extensions,
+    /// Response metadata the interceptors added: sent before the handler's initial metadata
+    /// and after its trailing metadata.
+    pub(crate) added_initial: MetadataMap,
+    pub(crate) added_trailing: MetadataMap,
+}
+
+/// Shared between a call's context and its request reader.
+#[derive(Default)]
+pub(crate) struct RequestStats {
+    /// Whether the last request message read arrived compressed.
+    pub compressed: AtomicBool,
+    /// Request messages read so far.
+    pub received: AtomicU64,
 }
 
 fn encoding_code(e: Option<CompressionEncoding>) -> u8 {
@@ -125,13 +144,16 @@ impl ServerContext {
             deadline,
             max_send,
             request_encoding: None,
-            request_compressed: Arc::new(AtomicBool::new(false)),
+            request_stats: Arc::default(),
             accept: AcceptEncoding::IDENTITY,
             response_encoding: AtomicU8::new(0),
             encoding_fixed: AtomicBool::new(false),
             skip_next: AtomicBool::new(false),
             auth: None,
             head_sent: AtomicBool::new(false),
+            extensions: Extensions::new(),
+            added_initial: MetadataMap::new(),
+            added_trailing: MetadataMap::new(),
         }
     }
 
@@ -146,7 +168,9 @@ impl ServerContext {
     ) -> ServerContext {
         self.request_encoding = request_encoding.filter(|e| e.is_compressed());
         self.accept = accept;
-        self.request_compressed = Arc::new(AtomicBool::new(first_compressed));
+        self.request_stats
+            .compressed
+            .store(first_compressed, Ordering::Relaxed);
         if let Some(e) = default.filter(|&e| accept.accepts(e)) {
             self.response_encoding = AtomicU8::new(encoding_code(Some(e)));
         }
@@ -162,7 +186,41 @@ impl ServerContext {
     /// Whether the request message (for streaming calls: the last one read) arrived
     /// compressed, with its compressed flag set.
     pub fn request_compressed(&self) -> bool {
-        self.request_compressed.load(Ordering::Acquire)
+        self.request_stats.compressed.load(Ordering::Acquire)
+    }
+
+    /// Counts the single request message of a unary or server-streaming call.
+    pub(crate) fn with_request(self, arrived: bool) -> ServerContext {
+        if arrived {
+            self.request_stats.received.store(1, Ordering::Relaxed);
+        }
+        self
+    }
+
+    /// Request messages read so far.
+    pub(crate) fn messages_received(&self) -> u64 {
+        self.request_stats.received.load(Ordering::Relaxed)
+    }
+
+    /// Typed values that the server's interceptors attached to this call (see
+    /// [`ServerInterceptor`](crate::server::ServerInterceptor)).
+    ///
+    /// ```
+    /// use grpc_sync::{ServerContext, Status};
+    /// struct User(String);
+    /// # #[derive(Clone, PartialEq, grpc_sync::prost::Message)] struct Msg { #[prost(string, tag = "1")] s: String }
+    /// // A handler behind an interceptor that inserted a `User`:
+    /// fn whoami(_: Msg, ctx: &ServerContext) -> Result<Msg, Status> {
+    ///     let user = ctx
+    ///         .extensions()
+    ///         .get::<User>()
+    ///         .ok_or_else(|| Status::unauthenticated("no user"))?;
+    ///     Ok(Msg { s: user.0.clone() })
+    /// }
+    /// # drop(whoami);
+    /// ```
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 
     /// The codings the client accepts for responses (its `grpc-accept-encoding`).
@@ -387,7 +445,7 @@ impl ServerContext {
     /// responses may be compressed, `grpc-accept-encoding`) and the initial metadata. Fixes
     /// the response coding.
     fn head(&self, initial: &MetadataMap) -> Vec<Header> {
-        let mut h = Vec::with_capacity(4 + initial.len());
+        let mut h = Vec::with_capacity(4 + self.added_initial.len() + initial.len());
         h.push(Header::from_static(b":status", b"200"));
         h.push(Header::from_static(b"content-type", b"application/grpc"));
         self.encoding_fixed.store(true, Ordering::Release);
@@ -398,6 +456,7 @@ impl ServerContext {
             b"grpc-accept-encoding",
             ACCEPT_ENCODING.as_bytes(),
         ));
+        self.added_initial.to_headers(&mut h);
         initial.to_headers(&mut h);
         h
     }
@@ -428,12 +487,14 @@ impl ServerContext {
     }
 
     /// Ends the call with `status` (and an optional last message for unary responses), in as
-    /// few writes as the windows allow, then runs the done-callbacks.
-    pub(crate) fn finish(&self, last: Option<&[u8]>, status: Status) {
-        let (head, trailers) = {
+    /// few writes as the windows allow, then runs the done-callbacks. Returns the status (with
+    /// the trailing metadata it took) if it reached the connection; `None` if the call had
+    /// already ended or its stream failed.
+    pub(crate) fn finish(&self, last: Option<&[u8]>, status: Status) -> Option<Status> {
+        let (head, trailers, status) = {
             let mut g = lock(&self.call.inner);
             if g.finished {
-                return;
+                return None;
             }
             let head = if g.headers_sent || (last.is_none() && status.code() != Code::Ok) {
                 None
@@ -453,16 +514,21 @@ impl ServerContext {
                 status = status.with_metadata(std::mem::take(&mut g.trailing));
             }
             status.to_trailers(&mut trailers);
-            (head, trailers)
+            self.added_trailing.to_headers(&mut trailers);
+            (head, trailers, status)
         };
         let res = self
             .stream
             .send_response(head.as_deref(), last, &trailers, self.deadline);
-        if let Err(e) = res {
-            if !matches!(e, StreamError::Reset { .. } | StreamError::Lost(_)) {
-                self.stream.reset(Reason::CANCEL);
+        let sent = match res {
+            Ok(()) => Some(status),
+            Err(e) => {
+                if !matches!(e, StreamError::Reset { .. } | StreamError::Lost(_)) {
+                    self.stream.reset(Reason::CANCEL);
+                }
+                None
             }
-        }
+        };
         let cbs = {
             let mut g = lock(&self.call.inner);
             g.finished = true;
@@ -470,6 +536,39 @@ impl ServerContext {
         };
         for cb in cbs {
             cb();
+        }
+        sent
+    }
+}
+
+/// How close to its deadline a client's reset of a call counts as the deadline: gRPC clients
+/// reset the stream (CANCEL) when their deadline passes, which reaches the server about when
+/// its own copy of the deadline does; the request's travel time makes the client's a little
+/// earlier.
+const CLIENT_DEADLINE_SLACK: Duration = Duration::from_millis(50);
+
+impl ServerContext {
+    /// The status of a call that ended without sending its own (for the interceptors' end
+    /// hooks): why its stream failed. A client's CANCEL at its deadline counts as
+    /// DEADLINE_EXCEEDED, which is what that client reports.
+    pub(crate) fn cut_short_status(&self) -> Status {
+        match self.stream.error() {
+            Some(StreamError::Reset {
+                reason,
+                remote: true,
+            }) if reason == Reason::CANCEL && self.reset_at_deadline() => {
+                Status::deadline_exceeded("Deadline Exceeded")
+            }
+            Some(e) => stream_status(&e),
+            None => Status::cancelled("the call was cancelled"),
+        }
+    }
+
+    fn reset_at_deadline(&self) -> bool {
+        let cut_at = lock(&self.call.inner).cut_at;
+        match (self.deadline, cut_at) {
+            (Some(deadline), Some(at)) => at + CLIENT_DEADLINE_SLACK >= deadline,
+            _ => false,
         }
     }
 }

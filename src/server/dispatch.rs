@@ -21,7 +21,8 @@ use crate::h2::conn::IdMap;
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
-use crate::server::context::{stream_status, CallState, ServerContext};
+use crate::server::context::{stream_status, CallState, RequestStats, ServerContext};
+use crate::server::interceptor::{self, panic_message, Ending, MethodKind};
 use crate::server::service::Method;
 use crate::server::sink::DetachedCall;
 use crate::server::ServerCore;
@@ -340,6 +341,8 @@ impl ServerDispatcher {
             accept,
             first_compressed,
         } = call;
+        // Only read when interceptors need a duration: a server without them skips the clock.
+        let admitted_at = (!self.core.interceptors.is_empty()).then(Instant::now);
         let call = Arc::new(CallState::default());
         self.calls.insert(id, call.clone());
         let stream = StreamHandle::attach(shared.clone(), st, id);
@@ -359,7 +362,8 @@ impl ServerDispatcher {
             core.config.compression,
             first_compressed,
         )
-        .with_auth(self.auth.clone());
+        .with_auth(self.auth.clone())
+        .with_request(request.is_some());
         let max_recv = core.config.max_receive_message_length;
         let streaming = self.streaming.clone();
         let holds_stream = method.streams();
@@ -378,7 +382,22 @@ impl ServerDispatcher {
                 });
                 let core3 = core.clone();
                 let job = Box::new(move || {
-                    let call = DetachedCall::new(ctx, done);
+                    let mut ctx = ctx;
+                    let ending = match admitted_at {
+                        None => None,
+                        Some(t0) => {
+                            match intercept(&core3, &mut ctx, MethodKind::ServerStreaming, t0) {
+                                Ok(ending) => Some(ending),
+                                Err(()) => {
+                                    // Rejected, and answered: the handler never runs.
+                                    drop(ctx);
+                                    done();
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let call = DetachedCall::new(ctx, done, ending);
                     let request = request.unwrap_or_default();
                     if catch_unwind(AssertUnwindSafe(|| h.call(request, call))).is_err() {
                         // The call, dropped while unwinding, answered UNKNOWN.
@@ -392,8 +411,22 @@ impl ServerDispatcher {
         };
         let job = Box::new(move || {
             let t0 = Instant::now();
-            if run_call(&ctx, method, request, max_recv) {
-                core2.pool.record_panic();
+            let mut ctx = ctx;
+            match admitted_at {
+                None => {
+                    if run_call(&ctx, method, request, max_recv).panicked {
+                        core2.pool.record_panic();
+                    }
+                }
+                Some(admitted) => {
+                    if let Ok(ending) = intercept(&core2, &mut ctx, method.kind(), admitted) {
+                        let ran = run_call(&ctx, method, request, max_recv);
+                        if ran.panicked {
+                            core2.pool.record_panic();
+                        }
+                        ending.run(&ctx, ran.status, ran.sent);
+                    }
+                }
             }
             if !holds_stream {
                 timing.record(t0.elapsed());
@@ -412,9 +445,42 @@ impl ServerDispatcher {
     }
 }
 
-/// Runs one RPC on a worker thread, from decoded request to trailers. Returns true if the
-/// handler panicked (the client then gets UNKNOWN).
-fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) -> bool {
+/// Runs the server's interceptors on a call about to reach its handler. `Err(())` when one
+/// rejected it: the rejection was sent, and the end hooks of those that ran have run.
+fn intercept(
+    core: &ServerCore,
+    ctx: &mut ServerContext,
+    kind: MethodKind,
+    admitted: Instant,
+) -> Result<Ending, ()> {
+    let (ending, rejected, panicked) = interceptor::start(&core.interceptors, ctx, kind, admitted);
+    if panicked {
+        core.pool.record_panic();
+    }
+    match rejected {
+        None => Ok(ending),
+        Some(status) => {
+            let sent = ctx.finish(None, status);
+            ending.run(ctx, sent, 0);
+            Err(())
+        }
+    }
+}
+
+/// How [`run_call`] went.
+struct Ran {
+    /// The handler panicked (the client then gets UNKNOWN).
+    panicked: bool,
+    /// The status sent, if the call ended with it (see [`ServerContext::finish`]).
+    status: Option<Status>,
+    /// Response messages handed to the connection.
+    sent: u64,
+}
+
+/// Runs one RPC on a worker thread, from decoded request to trailers.
+fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_recv: usize) -> Ran {
+    // Response messages of a stream sent so far (they count even if the handler panics).
+    let mut streamed = 0;
     let outcome = catch_unwind(AssertUnwindSafe(|| -> (Option<Bytes>, Status) {
         match method {
             Method::Unary(h) => match h.call(request.unwrap_or_default(), ctx) {
@@ -422,7 +488,7 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
                 Err(s) => (None, s),
             },
             Method::ServerStreaming(h) => match h.call(request.unwrap_or_default(), ctx) {
-                Ok(it) => (None, drain(ctx, it)),
+                Ok(it) => (None, drain(it, &mut streamed)),
                 Err(s) => (None, s),
             },
             Method::ClientStreaming(h) => {
@@ -435,7 +501,7 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
             Method::Bidi(h) => {
                 let src = Box::new(RequestSource::new(ctx, max_recv));
                 match h.call(src, ctx) {
-                    Ok(it) => (None, drain(ctx, it)),
+                    Ok(it) => (None, drain(it, &mut streamed)),
                     Err(s) => (None, s),
                 }
             }
@@ -445,30 +511,37 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
     }));
     match outcome {
         Ok((last, status)) => {
-            ctx.finish(last.as_deref(), status);
-            false
+            let status = ctx.finish(last.as_deref(), status);
+            let sent = streamed + u64::from(last.is_some() && status.is_some());
+            Ran {
+                panicked: false,
+                status,
+                sent,
+            }
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string());
-            ctx.finish(
+            let what = panic_message(&*panic);
+            let status = ctx.finish(
                 None,
                 Status::unknown(format!("Exception calling application: {what}")),
             );
-            true
+            Ran {
+                panicked: true,
+                status,
+                sent: streamed,
+            }
         }
     }
 }
 
-/// Pulls a response stream (each item sends one message) until it ends or the call breaks.
-fn drain(_ctx: &ServerContext, it: crate::server::service::RawStream<'_>) -> Status {
-    for sent in it {
-        if let Err(s) = sent {
+/// Pulls a response stream (each item sends one message) until it ends or the call breaks,
+/// counting the messages sent into `sent`.
+fn drain(it: crate::server::service::RawStream<'_>, sent: &mut u64) -> Status {
+    for item in it {
+        if let Err(s) = item {
             return s;
         }
+        *sent += 1;
     }
     Status::new(Code::Ok, "")
 }
@@ -479,8 +552,8 @@ struct RequestSource {
     decoder: MessageDecoder,
     /// DATA payloads taken from the stream in one go (kept for its capacity).
     batch: std::collections::VecDeque<Bytes>,
-    /// The context's "last request message was compressed" flag.
-    compressed: Arc<std::sync::atomic::AtomicBool>,
+    /// The context's "last request message was compressed" flag and message count.
+    stats: Arc<RequestStats>,
     deadline: Option<Instant>,
     done: bool,
 }
@@ -493,7 +566,7 @@ impl RequestSource {
             recv: ctx.stream.view(),
             decoder,
             batch: std::collections::VecDeque::new(),
-            compressed: ctx.request_compressed.clone(),
+            stats: ctx.request_stats.clone(),
             deadline: ctx.deadline(),
             done: false,
         }
@@ -508,8 +581,10 @@ impl MessageSource for RequestSource {
         loop {
             match self.decoder.next_message() {
                 Ok(Some(m)) => {
-                    self.compressed
+                    self.stats
+                        .compressed
                         .store(self.decoder.last_compressed(), Ordering::Release);
+                    self.stats.received.fetch_add(1, Ordering::Relaxed);
                     return Some(Ok(m));
                 }
                 Ok(None) => {}

@@ -26,11 +26,15 @@
 //! [`ServerBuilder::inline_unary`]), others on a worker. No thread ever waits on a socket: the
 //! thread that ran the handler hands the response to its connection, which writes what the
 //! socket and the client's window take now and leaves the rest to the I/O loop.
+//!
+//! Interceptors ([`ServerBuilder::intercept`], [`ServerInterceptor`]) run around every call of
+//! every service: before its handler, where the handler would run, and once when it ends.
 
 pub(crate) mod conn;
 pub mod context;
 pub(crate) mod dispatch;
 mod handoff;
+pub mod interceptor;
 pub(crate) mod io;
 pub mod pool;
 pub mod service;
@@ -51,6 +55,7 @@ use crate::transport::driver::{lock, ConnLost, Shared};
 use crate::transport::tls::{HandshakeError, HandshakeHook, ServerCredentials};
 
 pub use context::ServerContext;
+pub use interceptor::{CallEnd, CallStart, Extensions, MethodKind, ServerInterceptor};
 pub use pool::{PoolStats, QUEUE_WAIT_BUCKETS_US};
 pub use service::{
     BidiStreamingHandler, ClientStreamingHandler, DetachedStreamingHandler, ResponseStream,
@@ -133,11 +138,21 @@ impl From<stdio::Error> for ServerError {
     }
 }
 
-/// Builds a [`Server`]: pool size, limits, services.
-#[derive(Debug)]
+/// Builds a [`Server`]: pool size, limits, services, interceptors.
 pub struct ServerBuilder {
     pub(crate) config: ServerConfig,
     services: Vec<Service>,
+    interceptors: Vec<Arc<dyn ServerInterceptor>>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("services", &self.services)
+            .field("interceptors", &self.interceptors.len())
+            .finish()
+    }
 }
 
 /// Default [`ServerBuilder::output_budget`]: 1 MiB per connection.
@@ -184,6 +199,7 @@ impl Default for ServerBuilder {
                 absolute_metadata_size_given: false,
             },
             services: Vec::new(),
+            interceptors: Vec::new(),
         }
     }
 }
@@ -422,6 +438,30 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds an interceptor: code that runs before the handler of every RPC (every service and
+    /// every kind, health and reflection included) and once when each RPC ends. Interceptors
+    /// run in the order they were added; their end hooks in reverse order. See
+    /// [`ServerInterceptor`].
+    ///
+    /// ```
+    /// use grpc_sync::server::CallStart;
+    /// use grpc_sync::{Server, Status};
+    ///
+    /// let server = Server::builder()
+    ///     .intercept(|call: &mut CallStart<'_>| {
+    ///         match call.metadata().get("authorization") {
+    ///             Some("Bearer secret-token") => Ok(()),
+    ///             _ => Err(Status::unauthenticated("a valid bearer token is required")),
+    ///         }
+    ///     })
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    pub fn intercept(mut self, interceptor: impl ServerInterceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
     /// Builds the server. Add ports with [`Server::add_insecure_port`], then [`Server::start`].
     pub fn build(self) -> Server {
         Server {
@@ -438,6 +478,7 @@ impl ServerBuilder {
                 }),
                 terminated: Condvar::new(),
                 config: self.config,
+                interceptors: self.interceptors.into(),
             }),
         }
     }
@@ -468,6 +509,7 @@ struct ServerInner {
     state: Mutex<ServerState>,
     terminated: Condvar,
     config: ServerConfig,
+    interceptors: interceptor::Interceptors,
 }
 
 /// The method table's hasher: SipHash costs more than the rest of the routing. Peers choose
@@ -482,6 +524,8 @@ pub(crate) struct ServerCore {
     /// running time.
     pub methods: HashMap<String, (Arc<str>, Method, Arc<dispatch::HandlerTime>), PathHash>,
     pub services: HashSet<String>,
+    /// Run around every call, in order (empty: the dispatch path skips them entirely).
+    pub interceptors: interceptor::Interceptors,
     pub pool: pool::Pool,
     /// Moves a connection's reading to another thread when its reader runs a slow handler.
     pub handoff: Arc<handoff::Handoff>,
@@ -758,6 +802,7 @@ impl Server {
             config,
             methods,
             services,
+            interceptors: self.inner.interceptors.clone(),
             active_rpcs: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),

@@ -60,7 +60,7 @@ pub struct PoolStats {
     pub started: u64,
     /// Handlers finished (including panicked ones).
     pub finished: u64,
-    /// Handlers that panicked (answered with UNKNOWN).
+    /// Handlers (or interceptors) that panicked (answered with UNKNOWN).
     pub panicked: u64,
     /// Queue-wait histogram, bucket bounds in [`QUEUE_WAIT_BUCKETS_US`].
     pub queue_wait_histogram: Vec<u64>,

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::server::context::ServerContext;
+use crate::server::interceptor::MethodKind;
 use crate::server::sink::{DetachedCall, ResponseSink};
 use crate::status::Status;
 use crate::streaming::{MessageSource, Streaming};
@@ -155,6 +156,16 @@ impl Method {
     /// kind holds its worker for the life of the stream, except [`Method::Detached`].
     pub fn streams(&self) -> bool {
         !matches!(self, Method::Unary(_))
+    }
+
+    /// The RPC kind, as interceptors see it (a detached stream is server streaming).
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            Method::Unary(_) => MethodKind::Unary,
+            Method::ServerStreaming(_) | Method::Detached(_) => MethodKind::ServerStreaming,
+            Method::ClientStreaming(_) => MethodKind::ClientStreaming,
+            Method::Bidi(_) => MethodKind::BidiStreaming,
+        }
     }
 }
 

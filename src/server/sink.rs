@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use prost::Message;
 
 use crate::server::context::ServerContext;
+use crate::server::interceptor::Ending;
 use crate::status::{Code, Status};
 
 /// A running detached call: its context and what ends its accounting (the RPC count the
@@ -29,6 +30,12 @@ use crate::status::{Code, Status};
 pub(crate) struct DetachedCall {
     ctx: ServerContext,
     finished: bool,
+    /// The interceptors' end hooks, when the server has interceptors.
+    ending: Option<Ending>,
+    /// The status the call ended with, if it was sent (kept for the end hooks).
+    status: Option<Status>,
+    /// Messages sent.
+    sent: u64,
     /// Declared after `ctx`: fields drop in order, so this runs once the stream is let go.
     _done: OnDrop,
 }
@@ -45,10 +52,17 @@ impl Drop for OnDrop {
 }
 
 impl DetachedCall {
-    pub(crate) fn new(ctx: ServerContext, done: Box<dyn FnOnce() + Send>) -> DetachedCall {
+    pub(crate) fn new(
+        ctx: ServerContext,
+        done: Box<dyn FnOnce() + Send>,
+        ending: Option<Ending>,
+    ) -> DetachedCall {
         DetachedCall {
             ctx,
             finished: false,
+            ending,
+            status: None,
+            sent: 0,
             _done: OnDrop(Some(done)),
         }
     }
@@ -57,7 +71,10 @@ impl DetachedCall {
     pub(crate) fn finish(&mut self, status: Status) {
         if !self.finished {
             self.finished = true;
-            self.ctx.finish(None, status);
+            let sent = self.ctx.finish(None, status);
+            if self.ending.is_some() {
+                self.status = sent;
+            }
         }
     }
 }
@@ -70,6 +87,9 @@ impl Drop for DetachedCall {
             Status::new(Code::Ok, "")
         };
         self.finish(status);
+        if let Some(ending) = self.ending.take() {
+            ending.run(&self.ctx, self.status.take(), self.sent);
+        }
     }
 }
 
@@ -131,7 +151,10 @@ impl<T: Message> ResponseSink<T> {
             )));
         }
         match self.call.ctx.try_send_message(msg) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.call.sent += 1;
+                Ok(())
+            }
             Ok(false) => Err(TrySendError::Full),
             Err(status) => {
                 if status.code() == Code::ResourceExhausted {

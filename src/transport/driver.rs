@@ -1295,6 +1295,11 @@ impl StreamHandle {
         st.streams.get_mut(&self.id).and_then(|s| s.trailers.take())
     }
 
+    /// Why the stream failed (reset, or its connection lost), if it did.
+    pub fn error(&self) -> Option<StreamError> {
+        Self::check(&self.shared.lock(), self.id).err()
+    }
+
     /// Whether the stream was reset or its connection lost (for `is_active`).
     pub fn is_broken(&self) -> bool {
         let st = self.shared.lock();
