@@ -229,6 +229,7 @@ impl Connector {
                     let ms = self.keepalive_ms.load(Ordering::Relaxed);
                     self.keepalive_ms
                         .store(ms.saturating_mul(2), Ordering::Relaxed);
+                    log::warn!("grpc-sync: the server at {} said too_many_pings: the next connection pings every {} ms (twice the last keepalive time)", self.target, ms.saturating_mul(2));
                 }
                 s.conn = None;
             }
@@ -299,6 +300,11 @@ impl Connector {
                 }
                 Err(e) => {
                     let delay = s.backoff.next_delay();
+                    crate::logging::log_limited!(
+                        crate::logging::CLIENT_CONN,
+                        "grpc-sync: cannot connect to {}: {e}; next attempt in {delay:.1?}",
+                        self.target
+                    );
                     s.retry_at = Some(Instant::now() + delay);
                     s.last_error = Some(e.clone());
                     if !wait_for_ready {
@@ -331,6 +337,7 @@ impl Connector {
                 sock,
             );
             return Ok(self.start(
+                format!("server unix:{path}"),
                 Box::new(rd),
                 Box::new(wr),
                 true,
@@ -361,7 +368,7 @@ impl Connector {
             match TcpStream::connect_timeout(&a, left) {
                 Ok(sock) if self.tls.is_some() => {
                     let _ = sock.set_nodelay(true);
-                    match self.start_tls(sock, deadline) {
+                    match self.start_tls(sock, a, deadline) {
                         Ok(shared) => return Ok(shared),
                         Err(e) => errors.push(format!("{a}: {e}")),
                     }
@@ -376,6 +383,7 @@ impl Connector {
                         }
                     };
                     return Ok(self.start(
+                        format!("server {a}"),
                         Box::new(tls::PlainClientReader::new(rd)),
                         Box::new(wr),
                         true,
@@ -396,7 +404,12 @@ impl Connector {
 
     /// The TLS handshake on a connected socket, bounded by `deadline` and the TLS handshake
     /// timeout, then the HTTP/2 connection over it.
-    fn start_tls(&self, sock: TcpStream, deadline: Instant) -> Result<Arc<Shared>, String> {
+    fn start_tls(
+        &self,
+        sock: TcpStream,
+        addr: std::net::SocketAddr,
+        deadline: Instant,
+    ) -> Result<Arc<Shared>, String> {
         let Some(tls) = &self.tls else {
             return Err("no TLS configuration".into());
         };
@@ -406,6 +419,7 @@ impl Connector {
         let est = tls::connect(&tls.config, &tls.server_name, &sock, timeout)
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         Ok(self.start(
+            format!("server {addr} (TLS)"),
             Box::new(est.reader),
             Box::new(est.writer),
             false,
@@ -415,8 +429,10 @@ impl Connector {
         ))
     }
 
+    /// Starts HTTP/2 on a connected socket; `peer` names the server in log lines.
     fn start(
         &self,
+        peer: String,
         rd: Box<dyn crate::transport::driver::ReadHalf>,
         wr: Box<dyn io::Write + Send>,
         exact: bool,
@@ -427,6 +443,8 @@ impl Connector {
         config.keepalive.time = (ms > 0).then(|| Duration::from_millis(ms));
         let conn = Connection::new(Role::Client, config);
         let shared = Shared::with_closer(conn, wr, exact, closer);
+        log::debug!("grpc-sync: connected to {peer}");
+        shared.lock().peer = peer;
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())

@@ -454,6 +454,11 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_string());
+            crate::logging::log_limited!(
+                crate::logging::HANDLER_PANIC,
+                "grpc-sync: the handler of {} panicked: {what} (the client got UNKNOWN)",
+                ctx.method()
+            );
             ctx.finish(
                 None,
                 Status::unknown(format!("Exception calling application: {what}")),
