@@ -358,7 +358,10 @@ impl ServerConn {
                 }
             }
             if let Err(e) = tls.process_new_packets() {
-                failed = Some(HandshakeError::Tls(tls::describe(&e)));
+                failed = Some(HandshakeError::Tls(tls::describe_handshake(
+                    &e,
+                    tls::Side::Server,
+                )));
                 break;
             }
         }
@@ -512,7 +515,10 @@ impl ServerConn {
                     Err(e) => lost = Some(ConnLost::Io(e.to_string())),
                 }
                 if let Err(e) = t.process_new_packets() {
-                    lost = Some(ConnLost::Io(format!("TLS error: {}", tls::describe(&e))));
+                    lost = Some(ConnLost::Io(format!(
+                        "TLS error: {}",
+                        tls::describe_handshake(&e, tls::Side::Server)
+                    )));
                 }
                 loop {
                     match t.reader().read(&mut scratch[..]) {
