@@ -418,44 +418,49 @@ fn untrusted_and_expired_client_certificates_are_refused() {
     let s = server();
     let port = s.tls_port(mtls_creds(&pki, ClientAuth::RequireAndVerify));
     s.start();
-    let t = Instant::now();
-    assert_unavailable(
-        call_am(&secure(
-            port,
-            with_identity(client_creds(&pki), &pki.untrusted_client),
-        )),
+    refused_client_certificate(
+        &s,
+        port,
+        &pki,
+        &pki.untrusted_client,
         "does not trust our client certificate",
-        t,
+        "the client's certificate is signed by an unknown CA: not signed by a CA in the \
+         server's client-CA roots",
     );
-    let e = s.expect_error("unknown CA");
-    assert!(
-        e.to_string()
-            .contains("the client's certificate is signed by an unknown CA: not signed by a CA in the server's client-CA roots"),
-        "{e}"
-    );
-
-    let t = Instant::now();
-    let res = call_am(&secure(
+    refused_client_certificate(
+        &s,
         port,
-        with_identity(client_creds(&pki), &pki.expired_client),
-    ));
-    assert_unavailable(res, "expired", t);
-    let e = s.expect_error("expired");
-    assert!(
-        e.to_string()
-            .contains("the client's certificate has expired: valid until 2001-01-01"),
-        "{e}"
+        &pki,
+        &pki.expired_client,
+        "expired",
+        "the client's certificate has expired: valid until 2001-01-01",
     );
-
     // A server certificate (extended key usage serverAuth only) as a client certificate.
-    let t = Instant::now();
-    let res = call_am(&secure(
+    refused_client_certificate(
+        &s,
         port,
-        with_identity(client_creds(&pki), &pki.server),
-    ));
-    assert_unavailable(res, "cannot use our client certificate for this purpose", t);
-    let e = s.expect_error("extended key usage");
-    assert!(e.to_string().contains("lacks clientAuth"), "{e}");
+        &pki,
+        &pki.server,
+        "cannot use our client certificate for this purpose",
+        "the client's certificate may not be used for this (its extended key usage lacks \
+         clientAuth)",
+    );
+}
+
+/// Presents `id` to the mutual-TLS server on `port`: the call fails fast with
+/// `client_hears` in its message, and the server reports `server_says`.
+fn refused_client_certificate(
+    s: &TestServer,
+    port: u16,
+    pki: &Pki,
+    id: &Identity,
+    client_hears: &str,
+    server_says: &str,
+) {
+    let t = Instant::now();
+    let res = call_am(&secure(port, with_identity(client_creds(pki), id)));
+    assert_unavailable(res, client_hears, t);
+    let _ = s.expect_error(server_says);
 }
 
 /// A file of the X.509 v1 fixture (`tests/data/x509v1/README.md` says how it was made).
