@@ -229,7 +229,12 @@ impl Connector {
                     let ms = self.keepalive_ms.load(Ordering::Relaxed);
                     self.keepalive_ms
                         .store(ms.saturating_mul(2), Ordering::Relaxed);
-                    log::warn!("grpc-sync: the server at {} said too_many_pings: the next connection pings every {} ms (twice the last keepalive time)", self.target, ms.saturating_mul(2));
+                    log::warn!(
+                        "grpc-sync: the server at {} said too_many_pings: the next connection \
+                         pings every {} ms (twice the last keepalive time)",
+                        self.target,
+                        ms.saturating_mul(2)
+                    );
                 }
                 s.conn = None;
             }

@@ -1116,7 +1116,8 @@ fn route_events(st: &mut State) {
             } => {
                 if !remote {
                     log::debug!(
-                        "grpc-sync: {} broke the protocol on stream {stream_id}: reset it with {reason}",
+                        "grpc-sync: {} broke the protocol on stream {stream_id}: reset it \
+                         with {reason}",
                         st.peer
                     );
                 }
