@@ -32,6 +32,7 @@ use common::pb::helloworld::HelloRequest;
 static OPTIONS: OnceLock<Vec<(String, OptionValue)>> = OnceLock::new();
 
 fn main() {
+    common::init_logging();
     let flags = Flags::from_env();
     let _ = OPTIONS.set(common::options_or_exit(flags.options()));
     let addr = flags.get("addr").unwrap_or("127.0.0.1:50051").to_string();

@@ -47,6 +47,7 @@ impl Streamer for Stream {
 }
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let flags = Flags::from_env();

@@ -5,6 +5,7 @@
 mod common;
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     let args = common::Args::parse();
     // Like `grpc.insecure_channel('localhost:50051')`: the connection is made on first use.
     let channel = args.channel()?;

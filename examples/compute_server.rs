@@ -10,6 +10,7 @@ use common::compute::ComputeService;
 use common::pb::compute::compute_server::ComputeServer;
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let args = common::Args::parse();

@@ -27,6 +27,7 @@ mod common;
 
 #[cfg(unix)]
 fn main() {
+    common::init_logging();
     std::process::exit(flood::run());
 }
 

@@ -12,6 +12,7 @@ use common::contact::ContactService;
 use common::pb::contact::contact_server::ContactServer;
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let args = common::Args::parse();

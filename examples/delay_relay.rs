@@ -134,6 +134,7 @@ fn raw(delay: Duration, duration: Duration) -> i32 {
 }
 
 fn main() {
+    common::init_logging();
     let flags = Flags::from_env();
     flags.only(&["to", "delay-ms", "raw", "duration"]);
     let delay = Duration::from_millis(flags.num("delay-ms", 10));

@@ -33,6 +33,7 @@ const TIME_LIMIT: Duration = Duration::from_secs(120);
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
+    common::init_logging();
     // `--option NAME=VALUE` (repeatable): grpcio channel arguments for the server and the
     // channel.
     let flags = common::bench::Flags::from_env();

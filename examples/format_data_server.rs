@@ -10,6 +10,7 @@ use common::format_data::FormatData;
 use common::pb::format_data::format_data_server::FormatDataServer;
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let args = common::Args::parse();

@@ -11,6 +11,7 @@ use grpc_sync::Channel;
 use common::interop::ClientArgs;
 
 fn main() {
+    common::init_logging();
     let program = std::env::args()
         .next()
         .unwrap_or_else(|| "interop_client".into());

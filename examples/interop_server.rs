@@ -10,6 +10,7 @@ use grpc_sync::Server;
 use common::interop::ServerArgs;
 
 fn main() {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let program = std::env::args()

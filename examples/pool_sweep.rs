@@ -84,6 +84,7 @@ struct Point {
 }
 
 fn main() {
+    common::init_logging();
     let flags = Flags::from_env();
     flags.only(&["point", "warmup", "out", "quick", "option"]);
     // `--option NAME=VALUE` (repeatable): grpcio channel arguments for every server and channel.

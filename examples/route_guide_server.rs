@@ -13,6 +13,7 @@ use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use common::route_guide::{load_db, RouteGuideService};
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let args = common::Args::parse();

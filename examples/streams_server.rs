@@ -12,6 +12,7 @@ use common::pb::streams::demo_server::DemoServer;
 use common::streams::DemoService;
 
 fn main() -> Result<(), common::BoxError> {
+    common::init_logging();
     // One descriptor per connection: lift the soft open-files limit (Go does the same).
     common::raise_fd_limit();
     let args = common::Args::parse();

@@ -7,7 +7,9 @@
 # (for -Zsanitizer); on a stable toolchain RUSTC_BOOTSTRAP=1 lets it use the nightly flags.
 # Corpora grow in fuzz/corpus/<target>/ (ignored by git); a crashing input is saved in
 # fuzz/artifacts/<target>/ and makes this script exit non-zero once every target has run.
-# Regression inputs in fuzz/regressions/<target>/ are replayed first. Not part of CI.
+# Regression inputs in fuzz/regressions/<target>/ are replayed first; each run starts from the
+# committed minimized corpus fuzz/seeds/<target>/ as well. Not part of CI (but
+# tests/fuzz_corpus.rs replays every saved input in plain `cargo test`).
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -41,7 +43,13 @@ for t in $targets; do
     fi
     echo "=== $t: ${seconds}s"
     mkdir -p "corpus/$t"
-    if ! cargo fuzz run -O "$t" -- -max_total_time="$seconds" -print_final_stats=1; then
+    seeds=()
+    if [ -d "seeds/$t" ]; then
+        seeds=("seeds/$t")
+    fi
+    # New inputs go to the first folder (corpus/, ignored by git); seeds/ is only read.
+    if ! cargo fuzz run -O "$t" "corpus/$t" ${seeds[@]+"${seeds[@]}"} -- -max_total_time="$seconds" \
+        -print_final_stats=1; then
         failed+=("$t")
     fi
 done

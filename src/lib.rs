@@ -12,6 +12,14 @@
 //!  transport       (TCP sockets, reader/writer loops)
 //!  h2              (sans-IO HTTP/2: frames, HPACK, connection state machine)
 //! ```
+//!
+//! # Logging
+//!
+//! Through the [`log`](https://docs.rs/log) facade, with the module paths as targets
+//! (`RUST_LOG=grpc_sync=debug` with `env_logger`): handler panics at `error`; failed TLS
+//! handshakes, GOAWAYs with an error code, a client's failed connections and keepalive
+//! timeouts at `warn`, at most 10 lines a second of each kind (then a count of the rest);
+//! connections opened and closed, and peers' protocol errors, at `debug`. Nothing per request.
 
 pub mod client;
 pub mod codec;
@@ -19,6 +27,7 @@ pub mod compression;
 pub mod error_details;
 pub mod h2;
 pub mod health;
+mod logging;
 pub mod metadata;
 pub mod options;
 pub mod reflection;

@@ -592,6 +592,15 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// What a panic carried, in words (for the status a caught panic turns into).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,8 +235,8 @@ fn limits_bind_the_first_flight_before_our_settings_are_acked() {
     }
     // An HPACK bomb too: "x: a×4000" in the table, then referenced 100 times.
     let mut block = vec![0x83, 0x86, 0x84, 0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e];
-    block.extend(std::iter::repeat(b'a').take(4000));
-    block.extend(std::iter::repeat(0xbe).take(100));
+    block.extend(std::iter::repeat_n(b'a', 4000));
+    block.extend(std::iter::repeat_n(0xbe, 100));
     flight.extend_from_slice(&headers_frame(7, &block, true, true));
     p.send(&flight).unwrap();
     let frames = p.take_frames();
@@ -1469,8 +1469,8 @@ fn hpack_bomb_is_answered_431_and_hpack_stays_in_sync() {
     // :method POST, :scheme http, :path /, then "x: a×4000" added to the dynamic table,
     // then 100 one-octet references to it: ~4 KB on the wire, ~400 KB decoded.
     let mut block = vec![0x83, 0x86, 0x84, 0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e];
-    block.extend(std::iter::repeat(b'a').take(4000));
-    block.extend(std::iter::repeat(0xbe).take(100));
+    block.extend(std::iter::repeat_n(b'a', 4000));
+    block.extend(std::iter::repeat_n(0xbe, 100));
     p.send(&headers_frame(1, &block, true, true)).unwrap();
     let frames = p.take_frames();
     match &frames[..] {

@@ -373,6 +373,13 @@ fn name_mismatch_is_unavailable_naming_both_names() {
         .map_err(|e| e.message().to_string())
         .unwrap_err();
     assert!(msg.contains("wrong.example"), "{msg}");
+    assert!(
+        msg.contains(
+            "the server's certificate is not valid for \"localhost\", it is for DNS:wrong.example;"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("with_server_name_override"), "{msg}");
     assert_unavailable(res, "name mismatch", t);
 }
 
@@ -383,7 +390,11 @@ fn expired_server_certificate_is_unavailable() {
     let port = s.tls_port(server_creds(&pki, &pki.expired));
     s.start();
     let t = Instant::now();
-    assert_unavailable(call_am(&secure(port, client_creds(&pki))), "expired", t);
+    assert_unavailable(
+        call_am(&secure(port, client_creds(&pki))),
+        "the server's certificate has expired: valid until 2001-01-01 00:00:00 UTC",
+        t,
+    );
 }
 
 #[test]
@@ -407,24 +418,128 @@ fn untrusted_and_expired_client_certificates_are_refused() {
     let s = server();
     let port = s.tls_port(mtls_creds(&pki, ClientAuth::RequireAndVerify));
     s.start();
-    let t = Instant::now();
-    assert_unavailable(
-        call_am(&secure(
-            port,
-            with_identity(client_creds(&pki), &pki.untrusted_client),
-        )),
-        "does not trust our certificate",
-        t,
-    );
-    let _ = s.expect_error("unknown CA");
-
-    let t = Instant::now();
-    let res = call_am(&secure(
+    refused_client_certificate(
+        &s,
         port,
-        with_identity(client_creds(&pki), &pki.expired_client),
-    ));
-    assert_unavailable(res, "expired", t);
-    let _ = s.expect_error("expired");
+        &pki,
+        &pki.untrusted_client,
+        "does not trust our client certificate",
+        "the client's certificate is signed by an unknown CA: not signed by a CA in the \
+         server's client-CA roots",
+    );
+    refused_client_certificate(
+        &s,
+        port,
+        &pki,
+        &pki.expired_client,
+        "expired",
+        "the client's certificate has expired: valid until 2001-01-01",
+    );
+    // A server certificate (extended key usage serverAuth only) as a client certificate.
+    refused_client_certificate(
+        &s,
+        port,
+        &pki,
+        &pki.server,
+        "cannot use our client certificate for this purpose",
+        "the client's certificate may not be used for this (its extended key usage lacks \
+         clientAuth)",
+    );
+}
+
+/// Presents `id` to the mutual-TLS server on `port`: the call fails fast with
+/// `client_hears` in its message, and the server reports `server_says`.
+fn refused_client_certificate(
+    s: &TestServer,
+    port: u16,
+    pki: &Pki,
+    id: &Identity,
+    client_hears: &str,
+    server_says: &str,
+) {
+    let t = Instant::now();
+    let res = call_am(&secure(port, with_identity(client_creds(pki), id)));
+    assert_unavailable(res, client_hears, t);
+    let _ = s.expect_error(server_says);
+}
+
+/// A file of the X.509 v1 fixture (`tests/data/x509v1/README.md` says how it was made).
+fn x509v1(file: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/x509v1")
+        .join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn x509_v1_certificates_are_refused_saying_so() {
+    // As our own identity: refused when the credentials are made, in words.
+    let e = ServerCredentials::from_pem(&x509v1("v1.pem"), &x509v1("v1.key")).unwrap_err();
+    assert!(e.to_string().contains("X.509 v1"), "{e}");
+    assert!(e.to_string().contains("issue a v3 certificate"), "{e}");
+    let pki = Pki::new();
+    let e = client_creds(&pki)
+        .with_client_identity(&x509v1("v1.pem"), &x509v1("v1.key"))
+        .unwrap_err();
+    assert!(e.to_string().contains("X.509 v1"), "{e}");
+
+    // From a peer (grpcio's BoringSSL sends one without complaint): a bare rustls client
+    // presents it to our mTLS server, which says what is wrong and what to do.
+    let s = server();
+    let creds = server_creds(&pki, &pki.server)
+        .with_client_ca(&x509v1("ca.pem"), ClientAuth::RequireAndVerify)
+        .expect("v1 test CA");
+    let port = s.tls_port(creds);
+    s.start();
+    let err =
+        bare_tls_client_with_cert(&pki, port, &x509v1("v1.pem"), &x509v1("v1.key")).unwrap_err();
+    assert!(err.contains("CertificateUnknown"), "{err}");
+    let e = s.expect_error("X.509 v1");
+    assert_eq!(
+        e.to_string(),
+        "certificate verify failed: the client's certificate is X.509 v1 (not v3), which \
+         rustls does not accept; issue a v3 certificate (openssl: sign with \
+         -extfile/-extensions, so that it has extensions)"
+    );
+}
+
+/// A rustls client presenting `cert` with `key` as they are (rustls's own config builder
+/// refuses a certificate it cannot parse); returns the handshake's outcome.
+fn bare_tls_client_with_cert(pki: &Pki, port: u16, cert: &[u8], key: &[u8]) -> Result<(), String> {
+    #[derive(Debug)]
+    struct Fixed(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::client::ResolvesClientCert for Fixed {
+        fn resolve(
+            &self,
+            _: &[&[u8]],
+            _: &[rustls::SignatureScheme],
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+        fn has_certs(&self) -> bool {
+            true
+        }
+    }
+    let provider = rustls_provider();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_slice(key).unwrap())
+        .unwrap();
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, key));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(Fixed(certified)));
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    finish_bare_handshake(cfg, port)
 }
 
 fn rustls_provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -473,6 +588,12 @@ fn bare_tls_client(pki: &Pki, port: u16, alpn: &[&[u8]]) -> Result<(), String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    finish_bare_handshake(cfg, port)
+}
+
+/// Connects with `cfg` to `localhost:port`, handshakes and reads until the server closes or
+/// sends something.
+fn finish_bare_handshake(cfg: rustls::ClientConfig, port: u16) -> Result<(), String> {
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -20,7 +20,6 @@ pub mod contact;
 pub mod format_data;
 pub mod helloworld;
 pub mod interop;
-pub mod json;
 pub mod route_guide;
 pub mod streams;
 
@@ -308,6 +307,15 @@ fn usage(program: &str) -> String {
          --tls             use TLS (route guide): servers take --cert F --key F [--client-ca F],\n                    \
          clients take --ca F [--server-name N] [--cert F --key F]"
     )
+}
+
+/// Starts a logger for the library's log lines (`env_logger`): `RUST_LOG=grpc_sync=debug`
+/// shows connections opening and closing and peers' protocol errors; without `RUST_LOG`, the
+/// warnings and errors (failed TLS handshakes, GOAWAYs with an error code, handler panics).
+/// Lines go to stderr. Does nothing if a logger is already set (a test that captures them).
+pub fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("warn");
+    let _ = env_logger::Builder::from_env(env).try_init();
 }
 
 /// Raises this process's soft limit on open files (`RLIMIT_NOFILE`) to its hard limit, as Go's

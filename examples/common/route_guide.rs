@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use grpc_sync::{Channel, ResponseStream, ServerContext, Status, Streaming};
+use serde_json::Value;
 
-use super::json::{self, Json};
 use super::pb::route_guide::route_guide_client::RouteGuideClient;
 use super::pb::route_guide::route_guide_server;
 use super::pb::route_guide::{Feature, Point, Rectangle, RouteNote, RouteSummary};
@@ -27,28 +27,28 @@ pub fn load_db() -> Result<Vec<Feature>, String> {
 /// Parses a database in `route_guide_db.json`'s shape:
 /// `[{"location": {"latitude": N, "longitude": N}, "name": "…"}, …]`.
 pub fn parse_db(text: &str) -> Result<Vec<Feature>, String> {
-    let Json::Array(items) = json::parse(text)? else {
+    let db: Value = serde_json::from_str(text).map_err(|e| format!("route guide db: {e}"))?;
+    let Value::Array(items) = db else {
         return Err("route guide db: expected a JSON array".into());
     };
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let field = |obj: Option<&Json>, key: &str| {
-                obj.and_then(|o| o.get(key))
-                    .and_then(Json::as_i32)
+            let coordinate = |key: &str| {
+                item["location"][key]
+                    .as_i64()
+                    .and_then(|v| i32::try_from(v).ok())
                     .ok_or_else(|| format!("route guide db: entry {i}: bad location.{key}"))
             };
-            let location = item.get("location");
             Ok(Feature {
-                name: item
-                    .get("name")
-                    .and_then(Json::as_str)
+                name: item["name"]
+                    .as_str()
                     .ok_or_else(|| format!("route guide db: entry {i}: bad name"))?
                     .to_string(),
                 location: Some(Point {
-                    latitude: field(location, "latitude")?,
-                    longitude: field(location, "longitude")?,
+                    latitude: coordinate("latitude")?,
+                    longitude: coordinate("longitude")?,
                 }),
             })
         })

@@ -270,6 +270,12 @@ impl Connector {
                     let ms = self.keepalive_ms.load(Ordering::Relaxed);
                     self.keepalive_ms
                         .store(ms.saturating_mul(2), Ordering::Relaxed);
+                    log::warn!(
+                        "grpc-sync: the server at {} said too_many_pings: the next connection \
+                         pings every {} ms (twice the last keepalive time)",
+                        self.target,
+                        ms.saturating_mul(2)
+                    );
                 }
                 s.conn = None;
             }
@@ -344,6 +350,11 @@ impl Connector {
                 }
                 Err(e) => {
                     let delay = s.backoff.next_delay();
+                    crate::logging::log_limited!(
+                        crate::logging::CLIENT_CONN,
+                        "grpc-sync: cannot connect to {}: {e}; next attempt in {delay:.1?}",
+                        self.target
+                    );
                     s.retry_at = Some(Instant::now() + delay);
                     s.last_error = Some(e.clone());
                     if !wait_for_ready {
@@ -376,6 +387,7 @@ impl Connector {
                 sock,
             );
             return Ok(self.start(
+                format!("server unix:{path}"),
                 Box::new(rd),
                 Box::new(wr),
                 true,
@@ -425,7 +437,7 @@ impl Connector {
                     continue;
                 }
             };
-            match self.establish(sock, first, deadline) {
+            match self.establish(sock, first, format!("server {dial}"), deadline) {
                 Ok(shared) => return Ok(shared),
                 Err(e) => errors.push(format!("{dial}: {e}")),
             }
@@ -483,17 +495,19 @@ impl Connector {
         &self,
         sock: TcpStream,
         first: Vec<u8>,
+        peer: String,
         deadline: Instant,
     ) -> Result<Arc<Shared>, String> {
         let _ = sock.set_nodelay(true);
         if self.tls.is_some() {
-            return self.start_tls(sock, &first, deadline);
+            return self.start_tls(sock, &first, peer, deadline);
         }
         let (rd, wr) = match (sock.try_clone(), sock.try_clone()) {
             (Ok(r), Ok(w)) => (r, w),
             (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
         };
         Ok(self.start(
+            peer,
             Box::new(tls::PlainClientReader::new(proxy::Prefixed::new(first, rd))),
             Box::new(wr),
             true,
@@ -509,6 +523,7 @@ impl Connector {
         &self,
         sock: TcpStream,
         first: &[u8],
+        peer: String,
         deadline: Instant,
     ) -> Result<Arc<Shared>, String> {
         let Some(tls) = &self.tls else {
@@ -520,6 +535,7 @@ impl Connector {
         let est = tls::connect(&tls.config, &tls.server_name, &sock, first, timeout)
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         Ok(self.start(
+            format!("{peer} (TLS)"),
             Box::new(est.reader),
             Box::new(est.writer),
             false,
@@ -529,8 +545,10 @@ impl Connector {
         ))
     }
 
+    /// Starts HTTP/2 on a connected socket; `peer` names the server in log lines.
     fn start(
         &self,
+        peer: String,
         rd: Box<dyn crate::transport::driver::ReadHalf>,
         wr: Box<dyn io::Write + Send>,
         exact: bool,
@@ -541,6 +559,8 @@ impl Connector {
         config.keepalive.time = (ms > 0).then(|| Duration::from_millis(ms));
         let conn = Connection::new(Role::Client, config);
         let shared = Shared::with_closer(conn, wr, exact, closer);
+        log::debug!("grpc-sync: connected to {peer}");
+        shared.lock().peer = peer;
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("grpc-client-reader".into())

@@ -286,7 +286,7 @@ fn call_plugin(
         Ok(Err(s)) => Err(plugin_failed(s.message())),
         Err(panic) => Err(plugin_failed(&format!(
             "the plugin panicked: {}",
-            crate::client::interceptor::panic_message(panic.as_ref())
+            crate::status::panic_message(panic.as_ref())
         ))),
     }
 }

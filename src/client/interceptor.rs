@@ -249,15 +249,6 @@ impl Channel {
     }
 }
 
-/// What a panic carried, in words.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
-}
-
 /// One call's interceptors: reports its end to those whose `before_call` ran, exactly once
 /// (when dropped unreported: as cancelled).
 pub(crate) struct CallGuard {
@@ -299,7 +290,7 @@ impl CallGuard {
             let r = r.unwrap_or_else(|p| {
                 Err(Status::unknown(format!(
                     "a client interceptor panicked: {}",
-                    panic_message(p.as_ref())
+                    crate::status::panic_message(p.as_ref())
                 )))
             });
             if r.is_err() {

@@ -832,7 +832,7 @@ impl Connection {
             let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             self.reset_credit_ns = self.reset_credit_ns.saturating_add(ns).min(NANOS_PER_SEC);
         }
-        if self.last_refill.map_or(true, |last| now > last) {
+        if self.last_refill.is_none_or(|last| now > last) {
             self.last_refill = Some(now);
         }
     }

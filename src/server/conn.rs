@@ -216,6 +216,11 @@ impl ServerConn {
         match &mut self.phase {
             Phase::Sniff { .. } => {
                 if now >= self.handshake_deadline {
+                    log::debug!(
+                        "grpc-sync: client {} sent no HTTP/2 preface within {timeout:?} \
+                         (handshake_timeout): closing",
+                        self.peer
+                    );
                     return self.close();
                 }
                 Next::Continue
@@ -230,6 +235,7 @@ impl ServerConn {
                 let mut st = h.shared.lock();
                 if let Err(e) = st.conn.handle_timeout(now) {
                     // The GOAWAY it queued goes out as the connection ends.
+                    crate::transport::driver::log_conn_error(&st, &e);
                     st.set_lost(ConnLost::Protocol(e.to_string()));
                 }
                 if h.next_deadline.is_some_and(|d| d <= now) {
@@ -263,6 +269,11 @@ impl ServerConn {
                         "the peer took none of our output for {stall_timeout:?} (send_stall_timeout)"
                     );
                     st.conn.go_away(Reason::ENHANCE_YOUR_CALM, msg.as_bytes());
+                    crate::logging::log_limited!(
+                        crate::logging::GOAWAY_SENT,
+                        "grpc-sync: sent GOAWAY ENHANCE_YOUR_CALM to {}: {msg}",
+                        st.peer
+                    );
                     st.set_lost(ConnLost::Io(msg));
                 }
                 let shared = h.shared.clone();
@@ -296,9 +307,18 @@ impl ServerConn {
         if first[0] == 0x16 {
             // A TLS ClientHello on a plaintext port: close without a word (the client reports
             // that the server does not speak TLS).
+            log::debug!(
+                "grpc-sync: client {} started a TLS handshake on a plaintext port: closing",
+                self.peer
+            );
             return self.close();
         }
         if looks_http1(first) {
+            log::debug!(
+                "grpc-sync: client {} sent an HTTP/1 request: answered 426 (this is a gRPC \
+                 server) and closed",
+                self.peer
+            );
             answer_http1(&self.sock);
             return self.close();
         }
@@ -338,7 +358,10 @@ impl ServerConn {
                 }
             }
             if let Err(e) = tls.process_new_packets() {
-                failed = Some(HandshakeError::Tls(tls::describe(&e)));
+                failed = Some(HandshakeError::Tls(tls::describe_handshake(
+                    &e,
+                    tls::Side::Server,
+                )));
                 break;
             }
         }
@@ -384,6 +407,11 @@ impl ServerConn {
     }
 
     fn fail_handshake(&mut self, e: HandshakeError) -> Next {
+        crate::logging::log_limited!(
+            crate::logging::TLS_HANDSHAKE,
+            "grpc-sync: TLS handshake with client {} failed: {e}",
+            self.peer
+        );
         if let Some(hook) = &self.core.config.on_handshake_error {
             let _ = catch_unwind(AssertUnwindSafe(|| (hook.0)(&self.peer, &e)));
         }
@@ -404,6 +432,11 @@ impl ServerConn {
             *age = jitter(*age, self.id);
         }
         let conn = Connection::new(Role::Server, config);
+        log::debug!(
+            "grpc-sync: client {} connected ({})",
+            self.peer,
+            if tls.is_some() { "TLS" } else { "plaintext" }
+        );
         let sink = SocketSink::new(self.sock.clone(), tls.clone(), self.waker.clone());
         let sock = self.sock.clone();
         let shared = Shared::on_loop(
@@ -413,6 +446,7 @@ impl ServerConn {
             self.waker.clone(),
             self.core.config.output_budget,
         );
+        shared.lock().peer = format!("client {}", self.peer);
         if !self.core.register_conn(self.id, shared.clone()) {
             return self.close();
         }
@@ -481,7 +515,10 @@ impl ServerConn {
                     Err(e) => lost = Some(ConnLost::Io(e.to_string())),
                 }
                 if let Err(e) = t.process_new_packets() {
-                    lost = Some(ConnLost::Io(format!("TLS error: {}", tls::describe(&e))));
+                    lost = Some(ConnLost::Io(format!(
+                        "TLS error: {}",
+                        tls::describe_handshake(&e, tls::Side::Server)
+                    )));
                 }
                 loop {
                     match t.reader().read(&mut scratch[..]) {
@@ -567,6 +604,9 @@ impl ServerConn {
                 let mut st = h.shared.lock();
                 if st.lost.is_none() {
                     st.set_lost(ConnLost::Closed);
+                }
+                if let Some(lost) = &st.lost {
+                    log::debug!("grpc-sync: {}: {lost}", st.peer);
                 }
             }
             h.dispatch.closed();

@@ -22,10 +22,11 @@ use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
 use crate::server::context::{stream_status, CallState, RequestStats, ServerContext};
-use crate::server::interceptor::{self, panic_message, Ending, MethodKind};
+use crate::server::interceptor::{self, Ending, MethodKind};
 use crate::server::service::Method;
 use crate::server::sink::DetachedCall;
 use crate::server::ServerCore;
+use crate::status::panic_message;
 use crate::status::{Code, Status};
 use crate::streaming::MessageSource;
 use crate::timeout::decode_grpc_timeout;
@@ -521,6 +522,11 @@ fn run_call(ctx: &ServerContext, method: Method, request: Option<Bytes>, max_rec
         }
         Err(panic) => {
             let what = panic_message(&*panic);
+            crate::logging::log_limited!(
+                crate::logging::HANDLER_PANIC,
+                "grpc-sync: the handler of {} panicked: {what} (the client got UNKNOWN)",
+                ctx.method()
+            );
             let status = ctx.finish(
                 None,
                 Status::unknown(format!("Exception calling application: {what}")),

@@ -46,6 +46,7 @@
 //! holds its worker only while the interceptors run. A server without interceptors pays
 //! nothing for them: no allocation and no lock per call.
 
+use crate::status::panic_message;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -363,6 +364,11 @@ pub(crate) fn start(
             Ok(Err(status)) => return (ending, Some(status), false),
             Err(panic) => {
                 let what = panic_message(&*panic);
+                crate::logging::log_limited!(
+                    crate::logging::HANDLER_PANIC,
+                    "grpc-sync: an interceptor of {} panicked: {what} (the client got UNKNOWN)",
+                    call.ctx.method()
+                );
                 let status = Status::unknown(format!("Exception in an interceptor: {what}"));
                 return (ending, Some(status), true);
             }
@@ -389,15 +395,6 @@ impl Ending {
             let _ = catch_unwind(AssertUnwindSafe(|| i.on_end(&end)));
         }
     }
-}
-
-/// The text of a caught panic.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
 }
 
 type AnyMap = HashMap<TypeId, Box<dyn Any + Send + Sync>, BuildHasherDefault<IdHasher>>;

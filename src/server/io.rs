@@ -236,6 +236,7 @@ impl IoLoops {
     /// most until `deadline`.
     pub fn exit(&self, deadline: Instant) {
         self.exit.store(true, Ordering::Release);
+        crate::logging::flush_suppressed();
         self.wake_all();
         let mut alive = lock(&self.alive);
         while *alive > 0 {

@@ -82,6 +82,13 @@ impl DetachedCall {
 impl Drop for DetachedCall {
     fn drop(&mut self) {
         let status = if std::thread::panicking() {
+            if !self.finished {
+                crate::logging::log_limited!(
+                    crate::logging::HANDLER_PANIC,
+                    "grpc-sync: the handler of {} panicked (the client got UNKNOWN)",
+                    self.ctx.method()
+                );
+            }
             Status::unknown("Exception calling application: the handler panicked")
         } else {
             Status::new(Code::Ok, "")

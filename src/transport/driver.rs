@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::h2::conn::{Connection, Event, IdMap, SendError};
+use crate::h2::conn::{Connection, ConnectionError, Event, IdMap, Role, SendError};
 use crate::h2::error::Reason;
 use crate::h2::frame::StreamId;
 use crate::h2::hpack::Header;
@@ -218,6 +218,8 @@ pub(crate) struct State {
     pub goaway: Option<(StreamId, Reason)>,
     /// The peer's GOAWAY debug data (`too_many_pings` tells a client to ping less).
     pub goaway_debug: Option<Bytes>,
+    /// The peer as log lines name it: `client ipv4:127.0.0.1:53412`, `server 10.0.0.7:50051`.
+    pub peer: String,
     /// Woken when streams close, the peer's settings change or the connection dies: for callers
     /// waiting for a free stream slot (MAX_CONCURRENT_STREAMS).
     pub conn_cv: Arc<WaitCell>,
@@ -544,6 +546,7 @@ impl Shared {
                 lost: None,
                 goaway: None,
                 goaway_debug: None,
+                peer: String::new(),
                 conn_cv: Arc::new(WaitCell::default()),
                 deferred: Vec::new(),
                 close_when_idle: false,
@@ -880,11 +883,20 @@ pub(crate) fn run_reader(shared: Arc<Shared>, mut rd: Box<dyn ReadHalf>) {
         let now = Instant::now();
         if st.lost.is_none() && st.conn.poll_timeout().is_some_and(|t| t <= now) {
             if let Err(e) = st.conn.handle_timeout(now) {
+                log_conn_error(&st, &e);
                 st.set_lost(ConnLost::Protocol(e.to_string()));
             }
         }
         shared.route(&mut st);
         if !shared.end_round(st) {
+            if log::log_enabled!(log::Level::Debug) {
+                let st = shared.lock();
+                let why = st
+                    .lost
+                    .as_ref()
+                    .map_or("closed".into(), ConnLost::to_string);
+                log::debug!("grpc-sync: {}: {why}", st.peer);
+            }
             return;
         }
     }
@@ -898,6 +910,7 @@ impl Shared {
             return;
         }
         if let Err(e) = st.conn.recv(bytes, now) {
+            log_conn_error(st, &e);
             st.set_lost(ConnLost::Protocol(e.to_string()));
         }
     }
@@ -988,6 +1001,57 @@ impl Shared {
     }
 }
 
+/// Logs why the state machine ended the connection (see `crate::logging` for the levels).
+pub(crate) fn log_conn_error(st: &State, e: &ConnectionError) {
+    match e {
+        ConnectionError::Protocol { reason, detail } if *detail == "too_many_pings" => {
+            crate::logging::log_limited!(
+                crate::logging::GOAWAY_SENT,
+                "grpc-sync: {} pings too often: sent GOAWAY {reason} too_many_pings (its \
+                 keepalive time is shorter than this server's min_recv_ping_interval_without_data, \
+                 or it pings without calls when that is not permitted)",
+                st.peer
+            );
+        }
+        ConnectionError::Protocol { reason, detail } => {
+            crate::logging::log_limited!(
+                crate::logging::GOAWAY_SENT,
+                "grpc-sync: sent GOAWAY {reason} to {}: {detail}",
+                st.peer
+            );
+        }
+        ConnectionError::TimedOut { what } if st.conn.role() == Role::Client => {
+            crate::logging::log_limited!(
+                crate::logging::CLIENT_CONN,
+                "grpc-sync: connection to {} lost: {what}",
+                st.peer
+            );
+        }
+        // A client that vanished (or an age grace that ran out): routine for a server.
+        ConnectionError::TimedOut { what } => log::debug!("grpc-sync: {}: {what}", st.peer),
+        // The application's own GOAWAY, logged where it was decided.
+        _ => {}
+    }
+}
+
+/// Logs a GOAWAY from the peer: with an error code at warn, a graceful one at debug.
+fn log_goaway_received(st: &State, reason: Reason, debug: &[u8]) {
+    if reason == Reason::NO_ERROR {
+        log::debug!(
+            "grpc-sync: {} is going away (GOAWAY NO_ERROR {:?})",
+            st.peer,
+            String::from_utf8_lossy(debug)
+        );
+    } else {
+        crate::logging::log_limited!(
+            crate::logging::GOAWAY_RECEIVED,
+            "grpc-sync: {} sent GOAWAY {reason}: {:?}",
+            st.peer,
+            String::from_utf8_lossy(debug)
+        );
+    }
+}
+
 fn route_events(st: &mut State) {
     while let Some(ev) = st.conn.poll_event() {
         match ev {
@@ -1054,6 +1118,13 @@ fn route_events(st: &mut State) {
                 reason,
                 remote,
             } => {
+                if !remote {
+                    log::debug!(
+                        "grpc-sync: {} broke the protocol on stream {stream_id}: reset it \
+                         with {reason}",
+                        st.peer
+                    );
+                }
                 st.clear_outbox(stream_id);
                 if let Some(slot) = st.streams.get_mut(&stream_id) {
                     if slot.reset.is_none() {
@@ -1071,6 +1142,7 @@ fn route_events(st: &mut State) {
                 reason,
                 debug,
             } => {
+                log_goaway_received(st, reason, &debug);
                 st.goaway = Some((last_stream_id, reason));
                 st.goaway_debug = Some(debug);
                 // Streams the peer never saw are safe to retry; the state machine may also

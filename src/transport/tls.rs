@@ -423,99 +423,342 @@ fn alert_name(a: &AlertDescription) -> String {
     out
 }
 
-/// rustls errors in words that name the cause.
+/// Which end of a handshake we are: says whose certificate an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    /// The other end: "server" for a client.
+    fn peer(self) -> &'static str {
+        match self {
+            Side::Client => "server",
+            Side::Server => "client",
+        }
+    }
+}
+
+/// A rustls error outside a handshake (configuration, CA certificates), in words.
 pub(crate) fn describe(e: &rustls::Error) -> String {
+    describe_as(e, None)
+}
+
+/// A rustls error from a handshake or a connection, in words that say whose certificate or
+/// message is wrong and what to do about it.
+pub(crate) fn describe_handshake(e: &rustls::Error, we: Side) -> String {
+    describe_as(e, Some(we))
+}
+
+fn describe_as(e: &rustls::Error, we: Option<Side>) -> String {
     use rustls::Error as E;
+    let peer = we.map_or("peer", Side::peer);
     match e {
-        E::InvalidCertificate(c) => describe_cert(c),
-        E::NoCertificatesPresented => {
-            "the peer presented no certificate, but one is required (mutual TLS: \
-             configure a client certificate)"
+        E::InvalidCertificate(c) => {
+            let whose = match we {
+                Some(s) => format!("the {}'s certificate", s.peer()),
+                None => "the certificate".to_string(),
+            };
+            format!(
+                "certificate verify failed: {}",
+                describe_cert(c, &whose, we)
+            )
+        }
+        E::NoCertificatesPresented if we == Some(Side::Server) => {
+            "the client presented no certificate, but this server requires one (mutual TLS, \
+             ClientAuth::RequireAndVerify): give the client a certificate signed by a CA in \
+             the server's client-CA roots (ChannelCredentials::with_client_identity)"
                 .into()
         }
+        E::NoCertificatesPresented => format!(
+            "the {peer} presented no certificate, but one is required (mutual TLS: configure \
+             a certificate)"
+        ),
         E::NoApplicationProtocol => {
             "no common ALPN protocol: the peer does not offer h2 (gRPC requires HTTP/2)".into()
         }
-        E::AlertReceived(a) => {
-            let what = match a {
-                AlertDescription::UnknownCA => {
-                    "the peer does not trust our certificate (it is signed by a CA the peer \
-                     does not know)"
-                }
-                AlertDescription::CertificateRequired => {
-                    "the peer requires a client certificate and we sent none (mutual TLS)"
-                }
-                AlertDescription::CertificateExpired => "the peer says our certificate expired",
-                AlertDescription::BadCertificate => "the peer rejected our certificate",
-                AlertDescription::NoApplicationProtocol => {
-                    "no common ALPN protocol: the peer does not speak h2 (gRPC requires HTTP/2)"
-                }
-                AlertDescription::HandshakeFailure => {
-                    "the peer could not agree on TLS parameters (handshake failure)"
-                }
-                AlertDescription::ProtocolVersion => "no common TLS version with the peer",
-                AlertDescription::DecodeError => {
-                    "the peer could not parse our TLS messages (does it speak TLS?)"
-                }
-                _ => "the peer ended the TLS session",
-            };
-            format!("{what} (TLS alert {} received)", alert_name(a))
-        }
-        E::InvalidMessage(m) => format!(
-            "received data that is not valid TLS ({m:?}): the peer does not speak TLS? \
-             (a plaintext gRPC server on this port)"
+        E::AlertReceived(a) => format!(
+            "{} (TLS alert {} received)",
+            alert_text(a, we, peer),
+            alert_name(a)
         ),
+        E::InvalidMessage(m) => invalid_message(m, peer),
         E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
-            format!("the peer broke the TLS protocol: {e}")
+            format!("the {peer} broke the TLS protocol: {e}")
         }
-        E::PeerIncompatible(p) => format!("the peer's TLS is incompatible with ours: {p:?}"),
+        E::PeerMisbehaved(p) => format!("the {peer} broke the TLS protocol ({p:?})"),
+        E::PeerIncompatible(p) => peer_incompatible(p, peer),
+        E::DecryptError => format!(
+            "a TLS record from the {peer} did not decrypt (corrupted on the way, or a broken \
+             TLS implementation)"
+        ),
+        E::InconsistentKeys(_) => "the private key does not belong to the certificate: give \
+             the key whose public half the certificate holds"
+            .into(),
         other => format!("TLS error: {other}"),
     }
 }
 
-fn describe_cert(c: &CertificateError) -> String {
-    match c {
-        CertificateError::UnknownIssuer => "certificate verify failed: the certificate is signed \
-             by an unknown CA (not in the trusted roots)"
-            .into(),
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "certificate verify failed: the certificate has expired".into()
+/// What the peer's alert says about us, and what to do.
+fn alert_text(a: &AlertDescription, we: Option<Side>, peer: &str) -> String {
+    use AlertDescription as A;
+    let ours = match we {
+        Some(Side::Client) => "our client certificate",
+        _ => "our certificate",
+    };
+    let roots = match we {
+        Some(Side::Client) => "the server's client-CA roots",
+        Some(Side::Server) => "the client's trusted roots",
+        None => "the peer's trusted roots",
+    };
+    match a {
+        A::UnknownCA => {
+            format!("the {peer} does not trust {ours}: it is not signed by a CA in {roots}")
         }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "certificate verify failed: the certificate is not valid yet".into()
-        }
-        CertificateError::NotValidForName => {
-            "certificate verify failed: name mismatch (the certificate is not valid for the \
-             name we connected to)"
-                .into()
-        }
-        CertificateError::NotValidForNameContext {
-            expected,
-            presented,
-        } => format!(
-            "certificate verify failed: name mismatch: expected {:?}, the certificate is for {}",
-            expected.to_str(),
-            if presented.is_empty() {
-                "no name".to_string()
-            } else {
-                presented.join(", ")
-            }
+        A::CertificateRequired => format!(
+            "the {peer} requires a client certificate and we sent none (mutual TLS): add one \
+             with ChannelCredentials::with_client_identity"
         ),
-        CertificateError::BadSignature => "certificate verify failed: bad signature".into(),
-        CertificateError::Revoked => "certificate verify failed: revoked".into(),
-        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-            "certificate verify failed: the certificate is not for this purpose \
-             (extended key usage)"
-                .into()
+        A::CertificateExpired => format!(
+            "the {peer} says {ours} has expired or is not valid yet: renew it, or check the \
+             clocks"
+        ),
+        A::CertificateRevoked => format!("the {peer} says {ours} was revoked"),
+        A::BadCertificate | A::CertificateUnknown => format!(
+            "the {peer} rejected {ours} (its log says why: for example an X.509 v1 \
+             certificate, which rustls and BoringSSL refuse)"
+        ),
+        A::UnsupportedCertificate => format!(
+            "the {peer} cannot use {ours} for this purpose (check its extended key usage: \
+             clientAuth for a client, serverAuth for a server)"
+        ),
+        A::DecryptError => format!(
+            "the {peer} could not verify a signature of ours (is {ours} signed with an \
+             algorithm it supports, and does our key match it?)"
+        ),
+        A::AccessDenied => format!("the {peer} denied access to {ours}"),
+        A::NoApplicationProtocol => {
+            "no common ALPN protocol: the peer does not speak h2 (gRPC requires HTTP/2)".into()
         }
-        other => format!("certificate verify failed: {other:?}"),
+        A::HandshakeFailure => format!(
+            "the {peer} could not agree on TLS parameters with us (no common cipher suite, key \
+             exchange group or signature scheme)"
+        ),
+        A::ProtocolVersion => {
+            format!("no common TLS version with the {peer} (rustls speaks TLS 1.2 and 1.3)")
+        }
+        A::DecodeError => {
+            format!("the {peer} could not parse our TLS messages (does it speak TLS?)")
+        }
+        A::UnrecognisedName => format!(
+            "the {peer} has no certificate for the name we asked for (SNI): check the target \
+             name or with_server_name_override"
+        ),
+        _ => format!("the {peer} ended the TLS session"),
     }
 }
 
+fn invalid_message(m: &rustls::InvalidMessage, peer: &str) -> String {
+    use rustls::InvalidMessage as M;
+    match m {
+        M::InvalidContentType | M::UnknownProtocolVersion | M::MessageTooLarge => format!(
+            "received data that is not TLS ({m:?}): the {peer} does not speak TLS? (a \
+             plaintext gRPC server on this port)"
+        ),
+        _ => format!("the {peer} sent a malformed TLS message ({m:?})"),
+    }
+}
+
+fn peer_incompatible(p: &rustls::PeerIncompatible, peer: &str) -> String {
+    use rustls::PeerIncompatible as P;
+    match p {
+        P::NoCipherSuitesInCommon => format!(
+            "no cipher suite in common with the {peer} (rustls offers AES-GCM and ChaCha20-Poly1305 \
+             suites only)"
+        ),
+        P::NoKxGroupsInCommon => format!(
+            "no key exchange group in common with the {peer} (rustls offers X25519, P-256 and P-384)"
+        ),
+        P::NoSignatureSchemesInCommon | P::NoCertificateRequestSignatureSchemesInCommon => {
+            format!("no signature scheme in common with the {peer}")
+        }
+        P::ServerDoesNotSupportTls12Or13
+        | P::Tls12NotOffered
+        | P::Tls12NotOfferedOrEnabled
+        | P::SupportedVersionsExtensionRequired => format!(
+            "the {peer} speaks only TLS versions older than 1.2 (rustls speaks TLS 1.2 and 1.3)"
+        ),
+        other => format!("the {peer}'s TLS is incompatible with ours: {other:?}"),
+    }
+}
+
+/// A certificate error in words: what is wrong with `whose` ("the client's certificate") and
+/// what to do.
+fn describe_cert(c: &CertificateError, whose: &str, we: Option<Side>) -> String {
+    use CertificateError as C;
+    let roots = match we {
+        Some(Side::Server) => "the server's client-CA roots (ServerCredentials::with_client_ca)",
+        Some(Side::Client) => "our trusted roots (ChannelCredentials::from_ca_pem)",
+        None => "the trusted roots",
+    };
+    let purpose = match we {
+        Some(Side::Server) => "clientAuth",
+        _ => "serverAuth",
+    };
+    match c {
+        C::UnknownIssuer => format!(
+            "{whose} is signed by an unknown CA: not signed by a CA in {roots}; issue it from \
+             one of those CAs, or add its CA to them"
+        ),
+        C::ExpiredContext { time, not_after } => format!(
+            "{whose} has expired: valid until {}, and it is now {}; renew it",
+            utc(not_after.as_secs()),
+            utc(time.as_secs())
+        ),
+        C::Expired => format!("{whose} has expired; renew it"),
+        C::NotValidYetContext { time, not_before } => format!(
+            "{whose} is not valid yet: valid from {}, and it is now {}; check the clocks",
+            utc(not_before.as_secs()),
+            utc(time.as_secs())
+        ),
+        C::NotValidYet => format!("{whose} is not valid yet; check the clocks"),
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } => format!(
+            "name mismatch: {whose} is not valid for {:?}, it is for {}; connect with a name it \
+             holds, or set the name to check with with_server_name_override \
+             (grpc.ssl_target_name_override)",
+            expected.to_str(),
+            if presented.is_empty() {
+                "no name at all (rustls checks only the subjectAltName extension, never the \
+                 CN: add the names there)"
+                    .to_string()
+            } else {
+                presented
+                    .iter()
+                    .map(|n| presented_name(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        C::NotValidForName => format!(
+            "name mismatch: {whose} is not valid for the name we connected to; connect with a \
+             name it holds, or use with_server_name_override"
+        ),
+        C::BadSignature => format!(
+            "{whose} has a bad signature: it was not signed by the CA it names (or was altered)"
+        ),
+        // The unit variant is deprecated but older verifiers may still return it.
+        #[allow(deprecated)]
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => format!(
+            "{whose} is signed with an algorithm rustls does not accept (SHA-1 or MD5?); \
+             re-issue it with ECDSA, Ed25519 or RSA with SHA-256 or better"
+        ),
+        C::Revoked => format!("{whose} has been revoked"),
+        C::UnknownRevocationStatus => {
+            format!("{whose}: its revocation status is unknown (no CRL covers it)")
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => format!(
+            "{whose} may not be used for this (its extended key usage lacks {purpose}); issue \
+             one with extendedKeyUsage = {purpose}"
+        ),
+        C::BadEncoding => format!("{whose} is not a well-formed DER X.509 certificate"),
+        C::UnhandledCriticalExtension => format!(
+            "{whose} has a critical extension rustls does not understand; issue one without it"
+        ),
+        C::Other(other) => webpki_text(&other.0.to_string(), whose),
+        other => format!("{whose} was refused: {other}"),
+    }
+}
+
+/// A name from webpki's list of the names a certificate holds (`DnsName("a.example")`,
+/// `IpAddress(10.0.0.1)`), as [`SubjectAltName`] prints it (`DNS:a.example`, `IP:10.0.0.1`).
+fn presented_name(debug: &str) -> String {
+    let inner = |prefix: &str| {
+        debug
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(')'))
+            .map(|r| r.trim_matches('"').to_string())
+    };
+    if let Some(n) = inner("DnsName(") {
+        format!("DNS:{n}")
+    } else if let Some(n) = inner("IpAddress(") {
+        format!("IP:{n}")
+    } else if let Some(n) = inner("UniformResourceIdentifier(") {
+        format!("URI:{n}")
+    } else {
+        debug.to_string()
+    }
+}
+
+/// Words for the webpki errors rustls has no variant of its own for (it passes them on in
+/// `CertificateError::Other`). webpki's `Display` is its variant's name, which is what this
+/// matches on: a test with a v1 certificate (tests/tls.rs) keeps it honest.
+fn webpki_text(name: &str, whose: &str) -> String {
+    match name {
+        "UnsupportedCertVersion" => format!(
+            "{whose} is X.509 v1 (not v3), which rustls does not accept; issue a v3 \
+             certificate (openssl: sign with -extfile/-extensions, so that it has extensions)"
+        ),
+        "CaUsedAsEndEntity" => format!(
+            "{whose} is a CA certificate (basicConstraints CA:TRUE) used as a leaf; issue a \
+             leaf certificate from that CA instead"
+        ),
+        "EndEntityUsedAsCa" => format!(
+            "{whose} chains through a leaf certificate used as a CA; the issuer in the chain \
+             must have basicConstraints CA:TRUE"
+        ),
+        "UnsupportedCriticalExtension" => format!(
+            "{whose} has a critical extension rustls does not understand; issue one without it"
+        ),
+        "InvalidSerialNumber" => format!(
+            "{whose} has an invalid serial number (it must be positive and at most 20 bytes)"
+        ),
+        "MalformedExtensions" | "ExtensionValueInvalid" | "BadDer" | "BadDerTime" => {
+            format!("{whose} is malformed ({name})")
+        }
+        "PathLenConstraintViolated" | "MaximumPathDepthExceeded" => format!(
+            "{whose} chains through too many CAs ({name}): a CA's pathLenConstraint forbids it"
+        ),
+        "NameConstraintViolation" => {
+            format!("{whose} names a host its CA's name constraints do not allow")
+        }
+        "SignatureAlgorithmMismatch" => {
+            format!("{whose} is malformed: its two signature algorithm fields differ")
+        }
+        _ => format!("{whose} was refused: {name}"),
+    }
+}
+
+/// A Unix time as `2001-01-01 00:00:00 UTC` (the civil-from-days algorithm; no date crate).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Maps an I/O error from the rustls side to words (rustls errors come wrapped in io errors).
-fn io_to_text(e: &io::Error) -> String {
+fn io_to_text(e: &io::Error, we: Side) -> String {
     if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return describe(inner);
+        return describe_handshake(inner, we);
     }
     e.to_string()
 }
@@ -599,7 +842,7 @@ impl Read for TlsReader {
                     let _ = self.session.send_pending(tls, &mut self.scratch);
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("TLS error: {}", describe(&e)),
+                        format!("TLS error: {}", describe_handshake(&e, Side::Client)),
                     ));
                 }
             }
@@ -703,19 +946,19 @@ pub(crate) fn looks_like(first: &[u8]) -> &'static str {
     }
 }
 
-fn map_io(e: io::Error, peer_is: &'static str, timeout: Duration) -> HandshakeError {
+fn map_io(e: io::Error, we: Side, timeout: Duration) -> HandshakeError {
     if e.get_ref()
         .and_then(|i| i.downcast_ref::<rustls::Error>())
         .is_some()
     {
-        return HandshakeError::Tls(io_to_text(&e));
+        return HandshakeError::Tls(io_to_text(&e, we));
     }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HandshakeError::Timeout(timeout),
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => HandshakeError::PeerClosed { peer_is },
+        | io::ErrorKind::BrokenPipe => HandshakeError::PeerClosed { peer_is: we.peer() },
         _ => HandshakeError::Io(e.to_string()),
     }
 }
@@ -727,10 +970,10 @@ fn handshake(
     first: &[u8],
     timeout: Duration,
 ) -> Result<Established, HandshakeError> {
-    let peer_is = if matches!(conn, rustls::Connection::Client(_)) {
-        "server"
+    let we = if matches!(conn, rustls::Connection::Client(_)) {
+        Side::Client
     } else {
-        "client"
+        Side::Server
     };
     let deadline = Instant::now() + timeout;
     let mut s = sock;
@@ -738,13 +981,13 @@ fn handshake(
     while !pre.is_empty() {
         let n = conn
             .read_tls(&mut pre)
-            .map_err(|e| map_io(e, peer_is, timeout))?;
+            .map_err(|e| map_io(e, we, timeout))?;
         if n == 0 {
             break;
         }
         if let Err(e) = conn.process_new_packets() {
             while conn.wants_write() && conn.write_tls(&mut s).is_ok() {}
-            return Err(HandshakeError::Tls(describe(&e)));
+            return Err(HandshakeError::Tls(describe_handshake(&e, we)));
         }
     }
     while conn.is_handshaking() || conn.wants_write() {
@@ -755,12 +998,11 @@ fn handshake(
         let _ = sock.set_read_timeout(Some(left));
         let _ = sock.set_write_timeout(Some(left));
         if !conn.is_handshaking() {
-            conn.write_tls(&mut s)
-                .map_err(|e| map_io(e, peer_is, timeout))?;
+            conn.write_tls(&mut s).map_err(|e| map_io(e, we, timeout))?;
             continue;
         }
         conn.complete_io(&mut s)
-            .map_err(|e| map_io(e, peer_is, timeout))?;
+            .map_err(|e| map_io(e, we, timeout))?;
     }
     let _ = sock.set_read_timeout(None);
     let _ = sock.set_write_timeout(None);
@@ -813,7 +1055,7 @@ pub(crate) fn connect(
     let server_name = ServerName::try_from(host.to_string())
         .map_err(|_| HandshakeError::Tls(format!("{name:?} is not a valid TLS server name")))?;
     let conn = rustls::ClientConnection::new(config.clone(), server_name)
-        .map_err(|e| HandshakeError::Tls(describe(&e)))?;
+        .map_err(|e| HandshakeError::Tls(describe_handshake(&e, Side::Client)))?;
     handshake(conn.into(), sock, first, timeout)
 }
 
@@ -1207,5 +1449,52 @@ mod der {
             assert_eq!(dotted(&[0x55, 0x04, 0x2A]), "2.5.4.42");
             assert_eq!(attr_name(&[0x55, 0x04, 0x03]), "CN");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(978_307_199), "2000-12-31 23:59:59 UTC");
+        assert_eq!(utc(4_102_444_800), "2100-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn presented_names_print_as_sans() {
+        assert_eq!(presented_name("DnsName(\"a.example\")"), "DNS:a.example");
+        assert_eq!(presented_name("IpAddress(10.0.0.1)"), "IP:10.0.0.1");
+        assert_eq!(
+            presented_name("UniformResourceIdentifier(\"spiffe://x\")"),
+            "URI:spiffe://x"
+        );
+        assert_eq!(presented_name("DirectoryName"), "DirectoryName");
+    }
+
+    #[test]
+    fn alerts_name_whose_certificate_on_each_side() {
+        let e = rustls::Error::AlertReceived(AlertDescription::UnknownCA);
+        let client = describe_handshake(&e, Side::Client);
+        assert!(client.starts_with("the server does not trust our client certificate"));
+        assert!(
+            client.ends_with("(TLS alert unknown_ca received)"),
+            "{client}"
+        );
+        let server = describe_handshake(&e, Side::Server);
+        assert!(server.contains("the client's trusted roots"), "{server}");
+        let e = rustls::Error::NoCertificatesPresented;
+        assert!(describe_handshake(&e, Side::Server).contains("with_client_identity"));
+    }
+
+    #[test]
+    fn unknown_webpki_errors_keep_their_name() {
+        assert_eq!(
+            webpki_text("SomethingNew", "the client's certificate"),
+            "the client's certificate was refused: SomethingNew"
+        );
     }
 }
