@@ -34,18 +34,9 @@ use common::pb::helloworld::greeter_client::GreeterClient;
 use common::pb::helloworld::greeter_server::GreeterServer;
 use common::pb::helloworld::HelloRequest;
 use support::certs::Pki;
+use support::msg::{text, Text};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
-fn text(s: &str) -> Text {
-    Text { s: s.to_string() }
-}
 
 /// The request metadata a handler saw, as `key=value` entries joined by `;` (ASCII entries,
 /// without `user-agent`).

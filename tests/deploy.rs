@@ -36,6 +36,7 @@ use grpc_sync::{
 use common::checks::{self, Checks};
 use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use support::certs::Pki;
+use support::msg::{text, Text};
 use support::provision::try_run;
 use support::tools::{free_port, require, Daemon, TempDir, NGINX, TINYPROXY};
 
@@ -44,16 +45,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// How long the child process of the `https_proxy` check may run.
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
-fn text(s: &str) -> Text {
-    Text { s: s.to_string() }
-}
 
 /// Starts a program that cannot be told to pick its own port: up to three free ports in turn,
 /// in case another process takes the one picked before the program binds it. `ready` is the

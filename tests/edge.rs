@@ -2,11 +2,14 @@
 //! answers): a raw HTTP/2 client and scripted HTTP/2 servers, built on the crate's public
 //! sans-IO `Connection`, probe the server's and the client's error handling.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::msg::{Num, Text};
 
 use bytes::{Bytes, BytesMut};
 use grpc_sync::h2::conn::{Connection, Event, Role};
@@ -18,18 +21,6 @@ use grpc_sync::{
 };
 
 const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Num {
-    #[prost(int64, tag = "1")]
-    n: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
 
 fn hs(list: &[(&str, &str)]) -> Vec<Header> {
     list.iter()

@@ -3,9 +3,12 @@
 //! once per call, with the right status however the call ends), values handed to handlers,
 //! and the response metadata they add. Services are built from closures.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::msg::{num, Num, Text};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use grpc_sync::health::{HealthCheckRequest, HealthClient, HealthReporter, ServingStatus};
@@ -15,23 +18,7 @@ use grpc_sync::{
     Service, Status, Streaming,
 };
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct Num {
-    #[prost(int64, tag = "1")]
-    n: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
 const WAIT: Duration = Duration::from_secs(10);
-
-fn num(n: i64) -> Num {
-    Num { n }
-}
 
 /// Who the auth interceptor says made the call; handlers read it from their context.
 #[derive(Debug, Clone, PartialEq)]

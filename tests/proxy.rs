@@ -20,18 +20,9 @@ use grpc_sync::{
     Status, Streaming,
 };
 use support::certs::Pki;
+use support::msg::{text, Text};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
-fn text(s: &str) -> Text {
-    Text { s: s.to_string() }
-}
 
 /// Echo, a count stream and an upper-casing bidi stream.
 fn service() -> Service {

@@ -2,9 +2,12 @@
 //! cancellation, metadata, limits, futures and shutdown. Services are built from closures
 //! (no code generation) so this file tests the runtime alone.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::msg::{num, Num, Text};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use grpc_sync::{
@@ -12,23 +15,7 @@ use grpc_sync::{
     Service, Status, Streaming,
 };
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct Num {
-    #[prost(int64, tag = "1")]
-    n: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
 const WAIT: Duration = Duration::from_secs(10);
-
-fn num(n: i64) -> Num {
-    Num { n }
-}
 
 /// A test server: the services of this file on 127.0.0.1:0.
 struct TestServer {

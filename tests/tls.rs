@@ -23,21 +23,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use common::pb::helloworld::greeter_server::GreeterServer;
 use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use support::certs::{Identity, Pki};
+use support::msg::{text, Text};
 use support::python::{self, PythonServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// "Fails fast": a misconfigured peer is told within this.
 const FAST: Duration = Duration::from_secs(1);
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Text {
-    #[prost(string, tag = "1")]
-    s: String,
-}
-
-fn text(s: &str) -> Text {
-    Text { s: s.to_string() }
-}
 
 /// A service that tells the caller what the server knows about it.
 fn whoami() -> Service {

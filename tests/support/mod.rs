@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod msg;
 pub mod provision;
 pub mod python;
 pub mod tools;
