@@ -491,6 +491,15 @@ impl ServerContext {
     /// the trailing metadata it took) if it reached the connection; `None` if the call had
     /// already ended or its stream failed.
     pub(crate) fn finish(&self, last: Option<&[u8]>, status: Status) -> Option<Status> {
+        // A call whose deadline has passed ended with DEADLINE_EXCEEDED whatever its handler
+        // returns (as in grpcio): a handler that stopped because `is_active()` turned false
+        // at the deadline must not race the deadline timer with an OK.
+        let (last, status) = match self.deadline {
+            Some(d) if Instant::now() >= d => {
+                (None, Status::deadline_exceeded("Deadline Exceeded"))
+            }
+            _ => (last, status),
+        };
         let (head, trailers, status) = {
             let mut g = lock(&self.call.inner);
             if g.finished {
