@@ -27,6 +27,7 @@ pub mod status;
 pub mod streaming;
 pub mod timeout;
 pub(crate) mod transport;
+pub mod web;
 
 pub use client::{
     CallFuture, CallOptions, Channel, ChannelBuilder, ConnectivityState, IntoRequest,
@@ -43,6 +44,7 @@ pub use server::{
 pub use server::{DetachedStreamingHandler, ResponseSink, TrySendError};
 pub use status::{Code, Status};
 pub use streaming::Streaming;
+pub use web::GrpcWebConfig;
 pub use transport::tls::{
     AuthContext, ChannelCredentials, ClientAuth, HandshakeError, PeerIdentity, ServerCredentials,
     SubjectAltName, TlsError,

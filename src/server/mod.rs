@@ -86,6 +86,8 @@ pub(crate) struct ServerConfig {
     /// Whether `grpc.absolute_max_metadata_size` was given (it wins over
     /// `grpc.max_metadata_size`).
     pub absolute_metadata_size_given: bool,
+    /// gRPC-Web (HTTP/1.1 on the port, `application/grpc-web*` requests), when on.
+    pub web: Option<Arc<crate::web::GrpcWebConfig>>,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -182,6 +184,7 @@ impl Default for ServerBuilder {
                 output_budget: DEFAULT_OUTPUT_BUDGET,
                 send_stall_timeout: DEFAULT_SEND_STALL_TIMEOUT,
                 absolute_metadata_size_given: false,
+                web: None,
             },
             services: Vec::new(),
         }
@@ -406,6 +409,21 @@ impl ServerBuilder {
         f: impl Fn(&str, &HandshakeError) + Send + Sync + 'static,
     ) -> Self {
         self.config.on_handshake_error = Some(HandshakeHook(Arc::new(f)));
+        self
+    }
+
+    /// Serves gRPC-Web on the server's ports too (default off): browsers call the same
+    /// services, over HTTP/1.1 or HTTP/2, with no proxy in between. `config` says which page
+    /// origins may call (CORS). Unary and server-streaming methods only; see [`crate::web`].
+    ///
+    /// ```
+    /// use grpc_sync::{GrpcWebConfig, Server};
+    /// let builder = Server::builder()
+    ///     .grpc_web(GrpcWebConfig::new().allow_origin("http://127.0.0.1:8080"));
+    /// # drop(builder);
+    /// ```
+    pub fn grpc_web(mut self, config: crate::web::GrpcWebConfig) -> Self {
+        self.config.web = Some(Arc::new(config));
         self
     }
 
