@@ -44,8 +44,8 @@ pub use server::{
 pub use server::{DetachedStreamingHandler, ResponseSink, TrySendError};
 pub use status::{Code, Status};
 pub use streaming::Streaming;
-pub use web::GrpcWebConfig;
 pub use transport::tls::{
     AuthContext, ChannelCredentials, ClientAuth, HandshakeError, PeerIdentity, ServerCredentials,
     SubjectAltName, TlsError,
 };
+pub use web::GrpcWebConfig;

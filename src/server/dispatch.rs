@@ -31,10 +31,10 @@ use crate::timeout::decode_grpc_timeout;
 use crate::transport::driver::{
     end_response, send_head, Change, Recv, Shared, State, StreamError, StreamHandle,
 };
+use crate::transport::tls::AuthContext;
 use crate::web::codec::{Base64Decoder, Base64Error};
 use crate::web::cors::OriginCheck;
 use crate::web::{self, WebKind, WebStream};
-use crate::transport::tls::AuthContext;
 
 /// A handler run, as the pool or the I/O loop runs it.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;

@@ -653,7 +653,13 @@ impl Server {
         addr: &str,
         credentials: ServerCredentials,
     ) -> stdio::Result<u16> {
-        let config = credentials.server_config()?;
+        let mut config = credentials.server_config()?;
+        if self.inner.config.web.is_some() {
+            // gRPC-Web: browsers may speak HTTP/1.1 over TLS too.
+            let mut c = (*config).clone();
+            c.alpn_protocols.push(b"http/1.1".to_vec());
+            config = Arc::new(c);
+        }
         self.add_port(addr, Some(config))
     }
 

@@ -1455,8 +1455,7 @@ impl StreamHandle {
                     st_ref.conn.reset(self.id, Reason::NO_ERROR);
                 }
             } else {
-                end_response(st_ref, self.id, trailers)
-                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                end_response(st_ref, self.id, trailers).map_err(|e| send_error(e, &st_ref.lost))?;
             }
             let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
             slot.sent_head = true;

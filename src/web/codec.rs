@@ -20,7 +20,10 @@ pub const TRAILERS_FLAG: u8 = 0x80;
 /// Appends the trailers frame for `trailers` (pseudo-headers left out) to `out`.
 pub(crate) fn encode_trailers(trailers: &[Header], out: &mut BytesMut) {
     let fields = trailers.iter().filter(|h| !h.name.starts_with(b":"));
-    let len: usize = fields.clone().map(|h| h.name.len() + h.value.len() + 4).sum();
+    let len: usize = fields
+        .clone()
+        .map(|h| h.name.len() + h.value.len() + 4)
+        .sum();
     out.reserve(5 + len);
     out.put_u8(TRAILERS_FLAG);
     // A header block is bounded by the header list limits: far under 4 GiB.
@@ -205,7 +208,10 @@ mod tests {
         encode_trailers(&t, &mut out);
         let body = b"grpc-status: 3\r\ngrpc-message: bad\r\nx-extra: v\r\n";
         assert_eq!(out[0], 0x80);
-        assert_eq!(u32::from_be_bytes(out[1..5].try_into().unwrap()) as usize, body.len());
+        assert_eq!(
+            u32::from_be_bytes(out[1..5].try_into().unwrap()) as usize,
+            body.len()
+        );
         assert_eq!(&out[5..], body);
     }
 }

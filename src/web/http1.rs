@@ -121,6 +121,8 @@ pub(crate) struct Parser {
     head: Option<RequestHead>,
     max_head: usize,
     max_body: u64,
+    /// The current request's body limit (`max_body`, or its base64 length in text mode).
+    body_limit: u64,
     /// Body bytes of the current request so far.
     body_seen: u64,
     /// Trailer-section bytes so far.
@@ -128,7 +130,8 @@ pub(crate) struct Parser {
 }
 
 impl Parser {
-    /// A parser taking heads of at most `max_head` bytes and bodies of at most `max_body`.
+    /// A parser taking heads of at most `max_head` bytes and bodies of at most `max_body`
+    /// (4/3 of it, plus some padding, for a base64 `application/grpc-web-text` body).
     pub fn new(max_head: usize, max_body: u64) -> Parser {
         Parser {
             buf: BytesMut::new(),
@@ -136,6 +139,7 @@ impl Parser {
             head: None,
             max_head,
             max_body,
+            body_limit: max_body,
             body_seen: 0,
             trailer_seen: 0,
         }
@@ -151,26 +155,13 @@ impl Parser {
         self.buf.len()
     }
 
-    /// Whether a request is under way: part of its head or body has come, not all of it.
-    pub fn in_request(&self) -> bool {
-        match self.state {
-            State::Head => !self.buf.is_empty(),
-            State::Done | State::Failed => false,
-            _ => true,
-        }
-    }
-
-    /// Whether the current request is complete (or the parser failed).
-    pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done | State::Failed)
-    }
-
     /// Whether another request could be parsed now: waiting for a head, with bytes of it.
     pub fn has_input(&self) -> bool {
         self.state == State::Head && !self.buf.is_empty()
     }
 
     /// The head of the current request (after [`Item::Head`]).
+    #[cfg(test)]
     pub fn head(&self) -> Option<&RequestHead> {
         self.head.as_ref()
     }
@@ -231,7 +222,7 @@ impl Parser {
                         continue;
                     }
                     self.body_seen = self.body_seen.saturating_add(size);
-                    if self.body_seen > self.max_body {
+                    if self.body_seen > self.body_limit {
                         return Err(self.too_large());
                     }
                     self.state = State::ChunkData(size);
@@ -266,13 +257,19 @@ impl Parser {
                     // Trailer fields are read and dropped (gRPC-Web requests carry none).
                     let Some(line_end) = find_crlf(&self.buf) else {
                         if self.trailer_seen + self.buf.len() > self.max_head {
-                            return Err(HttpError::new(431, "the chunked trailer section is too large"));
+                            return Err(HttpError::new(
+                                431,
+                                "the chunked trailer section is too large",
+                            ));
                         }
                         return Ok(None);
                     };
                     self.trailer_seen += line_end + 2;
                     if self.trailer_seen > self.max_head {
-                        return Err(HttpError::new(431, "the chunked trailer section is too large"));
+                        return Err(HttpError::new(
+                            431,
+                            "the chunked trailer section is too large",
+                        ));
                     }
                     self.buf.advance(line_end + 2);
                     if line_end == 0 {
@@ -288,9 +285,9 @@ impl Parser {
         HttpError::new(
             413,
             format!(
-                "the request body is over {} bytes (the server's max_receive_message_length \
-                 and gRPC-Web framing)",
-                self.max_body
+                "the request body is over {} bytes (one message of the server's \
+                 max_receive_message_length, framed)",
+                self.body_limit
             ),
         )
     }
@@ -401,10 +398,24 @@ impl Parser {
             ));
         }
         if minor == 1 && !host {
-            return Err(HttpError::new(400, "an HTTP/1.1 request needs a Host field"));
+            return Err(HttpError::new(
+                400,
+                "an HTTP/1.1 request needs a Host field",
+            ));
         }
+        // A text-mode body is base64: 4/3 as long, and chunks may each carry padding.
+        let text = headers.iter().any(|(n, v)| {
+            &n[..] == b"content-type"
+                && v.to_ascii_lowercase()
+                    .starts_with(b"application/grpc-web-text")
+        });
+        self.body_limit = if text {
+            self.max_body.div_ceil(3) * 4 + 1024
+        } else {
+            self.max_body
+        };
         if let Some(n) = length {
-            if n > self.max_body {
+            if n > self.body_limit {
                 return Err(self.too_large());
             }
         }
@@ -576,7 +587,10 @@ mod tests {
 
     #[test]
     fn bad_input_gets_the_right_status() {
-        let big = format!("POST / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(2000));
+        let big = format!(
+            "POST / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(2000)
+        );
         assert_eq!(error_of(big.as_bytes()).status, 431);
         let mut partial = Parser::new(1024, 100);
         partial.push(&big.as_bytes()[..1500]);

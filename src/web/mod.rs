@@ -30,6 +30,7 @@
 //!
 //! The wire format is gRPC's `doc/PROTOCOL-WEB.md`.
 
+pub(crate) mod bridge;
 pub(crate) mod codec;
 pub(crate) mod cors;
 pub(crate) mod http1;
@@ -235,7 +236,10 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(web_kind(b"application/grpc-web"), Some(WebKind::Binary));
-        assert_eq!(web_kind(b"application/grpc-web+proto"), Some(WebKind::Binary));
+        assert_eq!(
+            web_kind(b"application/grpc-web+proto"),
+            Some(WebKind::Binary)
+        );
         assert_eq!(web_kind(b"application/grpc-web-text"), Some(WebKind::Text));
         assert_eq!(
             web_kind(b"Application/gRPC-Web-Text+proto; charset=utf-8"),

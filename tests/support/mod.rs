@@ -6,3 +6,4 @@
 pub mod certs;
 pub mod provision;
 pub mod python;
+pub mod web;
