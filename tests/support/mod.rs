@@ -3,6 +3,7 @@
 // Each test binary uses only some of the helpers; the others would warn as dead code.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod provision;
 pub mod python;
