@@ -624,3 +624,86 @@ fn grpc_web_over_http2_binary_text_streaming_and_errors() {
     assert_eq!(field(&head, "content-type"), Some("application/grpc"));
     assert_eq!(&body[5..], &num(4)[..]);
 }
+
+#[test]
+fn grpc_web_over_tls_takes_http1_by_alpn() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let pki = support::certs::Pki::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = Server::builder()
+        .grpc_web(GrpcWebConfig::new())
+        .add_service(service(calls))
+        .build();
+    let creds = grpc_sync::ServerCredentials::from_pem(
+        pki.server.cert.as_bytes(),
+        pki.server.key.as_bytes(),
+    )
+    .unwrap();
+    let port = server.add_secure_port("127.0.0.1:0", creds).unwrap();
+    server.start().unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    for n in [1, 2] {
+        tls.write_all(&request("/test.Web/Double", &num(n), &[]))
+            .unwrap();
+        // The whole response: head, then a Content-Length body.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let body = loop {
+            let k = std::io::Read::read(&mut tls, &mut buf).unwrap();
+            assert!(k > 0, "closed");
+            got.extend_from_slice(&buf[..k]);
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if got.len() >= end + 4 + len {
+                break got[end + 4..end + 4 + len].to_vec();
+            }
+        };
+        assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let web = parse_web_body(&body);
+        assert_eq!(decode(&web.messages[0]), 2 * n);
+        assert_eq!(web.trailer("grpc-status"), Some("0"));
+    }
+}
+
+#[test]
+fn a_long_stream_goes_chunked_and_a_stopping_server_closes_idle_http1_connections() {
+    let w = start();
+    let mut c = Http1::connect(w.port);
+    c.send(&request("/test.Web/Big", &num(64), &[]));
+    let r = c.response(WAIT);
+    assert!(r.chunked, "a response that did not come whole is chunked");
+    let body = assert_web_response(&r, false);
+    assert_eq!(body.messages.len(), 64);
+    assert_eq!(body.trailer("grpc-status"), Some("0"));
+    // Idle between requests: the stop closes the connection.
+    w.server.stop(Some(Duration::from_secs(5)));
+    c.expect_closed(WAIT);
+    assert!(w.server.wait_for_termination(Some(WAIT)));
+}
