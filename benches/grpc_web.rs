@@ -8,7 +8,6 @@
 //! calls. Plain `std::time`; the numbers compare the two paths on one machine.
 
 #[path = "../tests/support/web.rs"]
-#[allow(dead_code)]
 mod web;
 
 use std::time::{Duration, Instant};

@@ -10,6 +10,8 @@
 //! - text mode: the body is base64 (padding may come between chunks), both ways;
 //! - the end of the body ends the call (no HTTP/2 trailers, no GOAWAY needed).
 
+#[path = "support/h2.rs"]
+mod h2support;
 mod support;
 
 use std::io::Write;
@@ -18,7 +20,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use grpc_sync::h2::conn::{Connection, Event, Role};
 use grpc_sync::h2::hpack::Header;
 use grpc_sync::h2::settings::Config;
@@ -191,6 +192,21 @@ fn unary_over_http1_keep_alive_content_length_and_chunked() {
         let body = assert_web_response(&c.response(WAIT), false);
         assert_eq!(decode(&body.messages[0]), 2 * n);
     }
+    // Expect: 100-continue: the body follows the interim answer.
+    let body = frame(&num(50));
+    c.send(
+        format!(
+            "POST /test.Web/Double HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web\r\n\
+             Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut c.stream, &mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(&body);
+    assert_eq!(decode(&c.response(WAIT).web(false).messages[0]), 100);
     assert_eq!(w.server.connections(), 1);
 }
 
@@ -507,22 +523,14 @@ impl H2 {
     /// One request; returns the response head and the body (DATA concatenated) once the
     /// stream ends.
     fn call(&mut self, path: &str, ct: &str, body: &[u8]) -> (Vec<Header>, Vec<u8>) {
-        let h: Vec<Header> = [
-            (":method", path_method()),
+        let h = h2support::hs(&[
+            (":method", "POST"),
             (":scheme", "http"),
             (":path", path),
             (":authority", "x"),
             ("content-type", ct),
             ("origin", PAGE),
-        ]
-        .iter()
-        .map(|(n, v)| {
-            Header::new(
-                Bytes::copy_from_slice(n.as_bytes()),
-                Bytes::copy_from_slice(v.as_bytes()),
-            )
-        })
-        .collect();
+        ]);
         let id = self.conn.open_stream(&h, false).unwrap();
         assert_eq!(self.conn.send_data(id, body, true).unwrap(), body.len());
         self.flush();
@@ -572,10 +580,6 @@ impl H2 {
             self.conn.recv(&buf[..n], Instant::now()).unwrap();
         }
     }
-}
-
-fn path_method() -> &'static str {
-    "POST"
 }
 
 fn field<'a>(head: &'a [Header], name: &str) -> Option<&'a str> {

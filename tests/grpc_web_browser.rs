@@ -10,7 +10,6 @@
 //! test where they cannot be had.
 
 #[path = "../examples/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 mod support;
 
@@ -19,8 +18,7 @@ use std::time::Duration;
 
 use common::json::Json;
 use common::pb::route_guide::route_guide_server::RouteGuideServer;
-use common::pb::route_guide::{Point, Rectangle};
-use common::route_guide::{in_rectangle, load_db, RouteGuideService};
+use common::route_guide::{in_rectangle, load_db, standard_rectangle, RouteGuideService};
 use grpc_sync::{GrpcWebConfig, Server};
 
 /// The whole browser run, at most (Chromium's start included).
@@ -70,16 +68,8 @@ fn a_browser_page_calls_route_guide_through_grpc_web_and_another_origin_is_refus
         "{context}"
     );
     // ListFeatures: every feature of the rectangle, streamed, in order.
-    let rect = Rectangle {
-        lo: Some(Point {
-            latitude: 400_000_000,
-            longitude: -750_000_000,
-        }),
-        hi: Some(Point {
-            latitude: 420_000_000,
-            longitude: -730_000_000,
-        }),
-    };
+    // The page lists the standard rectangle's features.
+    let rect = standard_rectangle();
     let want: Vec<&str> = db
         .iter()
         .filter(|f| f.location.is_some_and(|p| in_rectangle(&rect, &p)))

@@ -80,7 +80,7 @@ impl Sink for BridgeSink {
         let (out, wake) = {
             let mut b = lock(&self.bridge);
             if !buf.is_empty() {
-                b.from_server(buf, Instant::now());
+                b.recv_server(buf, Instant::now());
             }
             // The machine's input the bridge made (ACKs, the next pipelined request) and a
             // close to carry out are the loop's to act on.
@@ -635,8 +635,8 @@ impl ServerConn {
         // machine.
         let bridged = h.bridge.as_ref().map(|b| {
             let mut b = lock(b);
-            b.from_client(bytes, now);
-            b.to_server()
+            b.recv_client(bytes, now);
+            b.take_for_server()
         });
         let bytes = bridged.as_deref().unwrap_or(bytes);
         let shared = h.shared.clone();

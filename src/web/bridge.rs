@@ -10,9 +10,9 @@
 //! gRPC-Web rules themselves (content-type, CORS, trailers in the body, base64) are applied
 //! on the server side to any gRPC-Web stream, whichever transport carries it.
 //!
-//! Sans-IO like the rest: bytes from the socket go in with [`Bridge::from_client`], the
-//! machine's input comes out of [`Bridge::to_server`]; the machine's output goes in with
-//! [`Bridge::from_server`], the socket's bytes come out of [`Bridge::take_out`]. Timers:
+//! Sans-IO like the rest: bytes from the socket go in with [`Bridge::recv_client`], the
+//! machine's input comes out of [`Bridge::take_for_server`]; the machine's output goes in with
+//! [`Bridge::recv_server`], the socket's bytes come out of [`Bridge::take_out`]. Timers:
 //! [`Bridge::poll_timeout`] / [`Bridge::handle_timeout`]. One request at a time: pipelined
 //! requests wait in the parser's buffer (bounded: see [`Bridge::wants_read`]) until the
 //! response before them has gone.
@@ -142,7 +142,7 @@ impl Bridge {
     }
 
     /// Bytes read from the socket.
-    pub fn from_client(&mut self, bytes: &[u8], now: Instant) {
+    pub fn recv_client(&mut self, bytes: &[u8], now: Instant) {
         if self.closing {
             return;
         }
@@ -154,17 +154,17 @@ impl Bridge {
     }
 
     /// What the machine must read next (the preface and SETTINGS first, then the requests).
-    pub fn to_server(&mut self) -> BytesMut {
+    pub fn take_for_server(&mut self) -> BytesMut {
         self.client.output().split()
     }
 
-    /// Whether [`to_server`](Self::to_server) has bytes.
+    /// Whether [`take_for_server`](Self::take_for_server) has bytes.
     pub fn has_input_for_server(&self) -> bool {
         self.client.has_output()
     }
 
     /// The machine's output (what a socket would have been sent).
-    pub fn from_server(&mut self, bytes: &[u8], now: Instant) {
+    pub fn recv_server(&mut self, bytes: &[u8], now: Instant) {
         if !bytes.is_empty() && self.client.recv(bytes, now).is_err() {
             // Our own server's output does not parse: nothing sensible left to do.
             self.abort();
