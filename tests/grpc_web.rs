@@ -53,6 +53,7 @@ fn service(calls: Arc<AtomicUsize>) -> Service {
             c1.fetch_add(1, Ordering::SeqCst);
             Ok(Num { n: m.n * 2 })
         })
+        .unary("EchoBytes", |m: Bytes1, _: &ServerContext| Ok(m))
         .unary("Fail", |m: Num, _: &ServerContext| -> Result<Num, Status> {
             Err(Status::invalid_argument(format!("bad n: {} (ü)", m.n)))
         })
@@ -710,4 +711,32 @@ fn a_long_stream_goes_chunked_and_a_stopping_server_closes_idle_http1_connection
     w.server.stop(Some(Duration::from_secs(5)));
     c.expect_closed(WAIT);
     assert!(w.server.wait_for_termination(Some(WAIT)));
+}
+
+#[test]
+fn a_large_request_body_flows_through_the_windows_both_framings() {
+    let w = start();
+    let mut c = Http1::connect(w.port);
+    let big = Bytes1 {
+        b: (0..3 << 20).map(|i| (i % 251) as u8).collect(),
+    }
+    .encode_to_vec();
+    // Content-Length.
+    c.send(&request("/test.Web/EchoBytes", &big, &[]));
+    let body = assert_web_response(&c.response(WAIT), false);
+    assert_eq!(body.messages[0], big);
+    // Chunked, in 100 KiB chunks, text mode.
+    let text = encode_text(&frame(&big));
+    let mut req = b"POST /test.Web/EchoBytes HTTP/1.1\r\nHost: x\r\n\
+        Content-Type: application/grpc-web-text\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for piece in text.chunks(100 * 1024) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    c.send(&req);
+    let body = assert_web_response(&c.response(WAIT), true);
+    assert_eq!(body.messages[0], big);
 }

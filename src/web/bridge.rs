@@ -137,7 +137,8 @@ impl Bridge {
             going_away: false,
             head_since: Some(now),
             last_input: now,
-            idle_since: None,
+            // A connection that never sends a request is closed as an idle one.
+            idle_since: Some(now),
         }
     }
 
