@@ -580,3 +580,135 @@ fn push_connection(fields: &mut Vec<(&[u8], &[u8])>, keep_alive: bool, http10: b
         fields.push((b"connection", b"keep-alive"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_head: 16 * 1024,
+            max_body: 1024,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// A bridge and the server-side machine it talks to.
+    fn pair(now: Instant) -> (Bridge, Connection) {
+        (
+            Bridge::new(false, limits(), now),
+            Connection::new(Role::Server, Config::default()),
+        )
+    }
+
+    /// Moves bytes both ways until neither side has any; returns the server's events.
+    fn pump(b: &mut Bridge, server: &mut Connection, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let to_server = b.take_for_server();
+            let to_client = server.output().split();
+            if to_server.is_empty() && to_client.is_empty() {
+                return events;
+            }
+            server.recv(&to_server, now).unwrap();
+            while let Some(ev) = server.poll_event() {
+                events.push(ev);
+            }
+            b.recv_server(&to_client, now);
+        }
+    }
+
+    const REQUEST: &[u8] = b"POST /a.B/C HTTP/1.1\r\nHost: example:1\r\nConnection: keep-alive\r\n\
+        Content-Type: application/grpc-web\r\nX-User: u\r\nTransfer-Encoding: chunked\r\n\r\n\
+        3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+
+    #[test]
+    fn a_request_split_anywhere_becomes_one_http2_stream() {
+        for cut in 0..=REQUEST.len() {
+            let now = Instant::now();
+            let (mut b, mut server) = pair(now);
+            b.recv_client(&REQUEST[..cut], now);
+            let mut events = pump(&mut b, &mut server, now);
+            b.recv_client(&REQUEST[cut..], now);
+            events.extend(pump(&mut b, &mut server, now));
+            let mut head = None;
+            let mut body = Vec::new();
+            let mut ended = false;
+            for ev in events {
+                match ev {
+                    Event::Headers { headers, .. } => head = Some(headers),
+                    Event::Data {
+                        data, end_stream, ..
+                    } => {
+                        body.extend_from_slice(&data);
+                        ended |= end_stream;
+                    }
+                    _ => {}
+                }
+            }
+            let head = head.expect("a request head");
+            let get = |n: &[u8]| Header::find(&head, n).map(<[u8]>::to_vec);
+            assert_eq!(get(b":method").as_deref(), Some(&b"POST"[..]));
+            assert_eq!(get(b":path").as_deref(), Some(&b"/a.B/C"[..]));
+            assert_eq!(get(b":authority").as_deref(), Some(&b"example:1"[..]));
+            assert_eq!(get(b":scheme").as_deref(), Some(&b"http"[..]));
+            assert_eq!(get(b"x-user").as_deref(), Some(&b"u"[..]));
+            for hop in [&b"connection"[..], b"transfer-encoding", b"host"] {
+                assert!(get(hop).is_none());
+            }
+            assert_eq!(body, b"abcde", "cut at {cut}");
+            assert!(ended);
+        }
+    }
+
+    fn respond(server: &mut Connection, id: StreamId, status: &'static [u8], body: &[u8]) {
+        let head = [
+            Header::from_static(b":status", status),
+            Header::from_static(b"content-type", b"application/grpc-web+proto"),
+        ];
+        server.send_headers(id, &head, false).unwrap();
+        server.send_data(id, body, true).unwrap();
+    }
+
+    #[test]
+    fn a_whole_response_gets_a_content_length_and_the_connection_stays() {
+        let now = Instant::now();
+        let (mut b, mut server) = pair(now);
+        let mut two = REQUEST.to_vec();
+        two.extend_from_slice(REQUEST);
+        b.recv_client(&two, now);
+        pump(&mut b, &mut server, now);
+        respond(&mut server, 1, b"200", b"hello");
+        pump(&mut b, &mut server, now);
+        let out = b.take_out();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("content-length: 5\r\n"));
+        assert!(text.ends_with("\r\n\r\nhello"));
+        assert!(!b.is_closing());
+        // The pipelined request went to the server once the first response was out.
+        assert!(server.is_stream_open(3) || server.stream_state(3).is_some());
+        respond(&mut server, 3, b"200", b"again");
+        pump(&mut b, &mut server, now);
+        assert!(String::from_utf8_lossy(&b.take_out()).ends_with("again"));
+    }
+
+    #[test]
+    fn timeouts_answer_408_and_close_idle_connections() {
+        let now = Instant::now();
+        let (mut b, _server) = pair(now);
+        b.recv_client(b"POST /a.B/C HTTP/1.1\r\nHo", now);
+        let due = b.poll_timeout().unwrap();
+        assert_eq!(due, now + Duration::from_secs(10));
+        b.handle_timeout(due);
+        assert!(b.is_closing());
+        let out = b.take_out();
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408 Request Timeout"));
+
+        let (mut b, _server) = pair(now);
+        assert_eq!(b.poll_timeout(), Some(now + Duration::from_secs(60)));
+        b.handle_timeout(now + Duration::from_secs(60));
+        assert!(b.is_closing() && !b.has_out(), "idle: a quiet close");
+    }
+}
