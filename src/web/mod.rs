@@ -33,6 +33,8 @@
 pub(crate) mod bridge;
 pub(crate) mod codec;
 pub(crate) mod cors;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod http1;
 
 use std::sync::Arc;
