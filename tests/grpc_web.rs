@@ -66,13 +66,17 @@ fn service(calls: Arc<AtomicUsize>) -> Service {
             ctx.set_trailing_metadata(trailing);
             Ok(m)
         })
-        .unary("Slow", |m: Num, ctx: &ServerContext| {
-            // Until the deadline passes (the test sets one).
-            while ctx.is_active() {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(m)
-        })
+        .unary(
+            "Slow",
+            |_: Num, ctx: &ServerContext| -> Result<Num, Status> {
+                // Until the deadline passes (the test sets one); whichever of the server's timer
+                // and this handler ends the call first, the status is DEADLINE_EXCEEDED.
+                while ctx.is_active() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(Status::deadline_exceeded("gave up at the deadline"))
+            },
+        )
         .server_streaming_fn("Count", move |m: Num, _: &ServerContext| {
             c2.fetch_add(1, Ordering::SeqCst);
             let it: ResponseStream<'_, Num> = Box::new((0..m.n).map(|n| Ok(Num { n })));
@@ -739,4 +743,60 @@ fn a_large_request_body_flows_through_the_windows_both_framings() {
     c.send(&req);
     let body = assert_web_response(&c.response(WAIT), true);
     assert_eq!(body.messages[0], big);
+}
+
+/// Threads of this process (Linux: /proc/self/task).
+#[cfg(target_os = "linux")]
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn slow_senders_hold_no_thread() {
+    let w = start_with(Some(GrpcWebConfig::new()), |b| {
+        b.max_workers(2).io_threads(1)
+    });
+    // Warm up: the pool and the loop exist.
+    let mut c = Http1::connect(w.port);
+    c.send(&request("/test.Web/Double", &num(1), &[]));
+    c.response(WAIT);
+    let before = threads();
+    // 64 clients each send half a request (a head, or a head and part of a body) and stop.
+    let mut slow = Vec::new();
+    for i in 0..64 {
+        let mut c = Http1::connect(w.port);
+        if i % 2 == 0 {
+            c.send(b"POST /test.Web/Double HTTP/1.1\r\nHost: x\r\nContent-Ty");
+        } else {
+            c.send(
+                b"POST /test.Web/Double HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web\r\n\
+                  Content-Length: 100\r\n\r\n\0\0\0",
+            );
+        }
+        slow.push(c);
+    }
+    // Every one of them is accepted and parsed on the one loop...
+    let deadline = Instant::now() + WAIT;
+    while w.server.connections() < 65 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(w.server.connections(), 65);
+    // ...with no thread more, and none of the two workers held.
+    assert!(
+        threads() <= before + 1,
+        "{} threads, {before} before",
+        threads()
+    );
+    assert_eq!(w.server.pool_stats().busy, 0);
+    // And a normal request still gets through at once.
+    c.send(&request("/test.Web/Double", &num(2), &[]));
+    assert_eq!(decode(&c.response(WAIT).web(false).messages[0]), 4);
+    // A request whose first segment is two letters of its method (its own segment with
+    // TCP_NODELAY; the server usually reads it alone, and must then wait for the rest).
+    let mut c = Http1::connect(w.port);
+    let req = request("/test.Web/Double", &num(3), &[]);
+    c.send(&req[..2]);
+    c.send(&req[2..]);
+    assert_eq!(decode(&c.response(WAIT).web(false).messages[0]), 6);
 }

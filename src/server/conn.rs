@@ -378,8 +378,13 @@ impl ServerConn {
             // that the server does not speak TLS).
             return self.close();
         }
+        let web = self.core.config.web.is_some();
+        if web && first.len() < 16 && first.iter().all(u8::is_ascii_uppercase) {
+            // Maybe the start of an HTTP/1.1 method ("PO" of POST): wait for the rest.
+            return Next::Continue;
+        }
         if looks_http1(first) {
-            if self.core.config.web.is_some() {
+            if web {
                 // gRPC-Web over HTTP/1.1.
                 let first = std::mem::take(first);
                 let bridge = self.bridge(false, now);
