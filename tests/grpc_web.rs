@@ -476,7 +476,14 @@ fn a_peer_that_does_not_read_holds_no_worker_and_is_closed_by_the_stall_timeout(
         c.send(&request("/test.Web/Big", &num(1024), &[]));
         quiet.push(c);
     }
-    // The stall timeout ends them; the workers come back.
+    // They are served (and stall)...
+    let t0 = Instant::now();
+    let deadline = t0 + WAIT;
+    while w.server.connections() < 3 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(w.server.connections(), 3);
+    // ...until the stall timeout ends them; the workers come back.
     let deadline = Instant::now() + WAIT;
     while (w.server.connections() > 0 || w.server.pool_stats().busy > 0)
         && Instant::now() < deadline
@@ -485,6 +492,11 @@ fn a_peer_that_does_not_read_holds_no_worker_and_is_closed_by_the_stall_timeout(
     }
     assert_eq!(w.server.connections(), 0);
     assert_eq!(w.server.pool_stats().busy, 0);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
     // And the server still serves.
     let mut c = Http1::connect(w.port);
     c.send(&request("/test.Web/Double", &num(4), &[]));
@@ -722,14 +734,14 @@ fn a_large_request_body_flows_through_the_windows_both_framings() {
     let w = start();
     let mut c = Http1::connect(w.port);
     let big = Bytes1 {
-        b: (0..3 << 20).map(|i| (i % 251) as u8).collect(),
+        b: (0..3 << 19).map(|i| (i % 251) as u8).collect(),
     }
     .encode_to_vec();
     // Content-Length.
     c.send(&request("/test.Web/EchoBytes", &big, &[]));
     let body = assert_web_response(&c.response(WAIT), false);
     assert_eq!(body.messages[0], big);
-    // Chunked, in 100 KiB chunks, text mode.
+    // Chunked, in 100 KiB chunks, text mode (1.5 MiB: more than the stream's window).
     let text = encode_text(&frame(&big));
     let mut req = b"POST /test.Web/EchoBytes HTTP/1.1\r\nHost: x\r\n\
         Content-Type: application/grpc-web-text\r\nTransfer-Encoding: chunked\r\n\r\n"
