@@ -2,10 +2,13 @@
 //! thread.
 //!
 //! Phases: on a plaintext port the first bytes tell HTTP/2 from HTTP/1 (answered with a clear
-//! error) and from a TLS client (closed); on a secure port the TLS handshake runs here, on the
-//! non-blocking socket. Both are bounded by the server's `handshake_timeout`. Then HTTP/2: the
-//! loop reads, the driver feeds the bytes to the sans-IO machine and routes its events, and the
-//! dispatch (`server::dispatch`) acts on the changes. Answers come back through the
+//! error, or served when gRPC-Web is on) and from a TLS client (closed); on a secure port the
+//! TLS handshake runs here, on the non-blocking socket. Both are bounded by the server's
+//! `handshake_timeout`. Then HTTP/2: the loop reads, the driver feeds the bytes to the sans-IO
+//! machine and routes its events, and the dispatch (`server::dispatch`) acts on the changes.
+//! An HTTP/1.1 connection (gRPC-Web) is the same HTTP/2 phase with a bridge in front
+//! (`web::bridge`): the socket's bytes go through it to the machine, and the machine's output
+//! through it (in the connection's sink) to the socket. Answers come back through the
 //! connection's `Shared` (the machine's output and the sink), written by whichever thread
 //! produced them without blocking, or by the loop when the socket is writable again.
 //!

@@ -2,7 +2,9 @@
 //! (route, admit, deadline), gathers a unary request's whole message, and hands the RPC to
 //! a handler: to the pool, or back to the I/O loop to run inline when a worker permit is free
 //! and the method is quick. It also answers what never reaches a handler (errors, HTTP 415,
-//! deadlines) and cancels running calls whose streams break.
+//! deadlines; with gRPC-Web, CORS preflights and refused origins) and cancels running calls
+//! whose streams break. A gRPC-Web request is marked on its stream slot, and the driver
+//! applies gRPC-Web's response rules to what is sent on it (`crate::web`).
 //!
 //! Called by the connection (`server::conn`) with the connection's state locked, for each
 //! [`Change`] the driver recorded; it never calls back up.
