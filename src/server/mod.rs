@@ -828,8 +828,8 @@ impl Server {
         conns.iter().map(|c| c.lock().queued()).sum()
     }
 
-    /// Connections the server holds open now (HTTP/2 started; not counting ones still in
-    /// their TLS handshake).
+    /// Connections the server holds open now (HTTP/2, or gRPC-Web's HTTP/1.1, started; not
+    /// counting ones still in their TLS handshake).
     pub fn connections(&self) -> usize {
         let core = lock(&self.inner.state).core.clone();
         core.map(|c| lock(&c.conns).len()).unwrap_or(0)
