@@ -426,12 +426,6 @@ pub(crate) fn end_response(
     Ok(())
 }
 
-/// A DATA payload of a server stream as it goes on the wire: base64 on a gRPC-Web text
-/// stream, `None` when it goes as it is.
-fn web_data(st: &State, id: StreamId, data: &[u8]) -> Option<bytes::BytesMut> {
-    st.streams.get(&id)?.web.as_ref()?.data(data)
-}
-
 fn pump_all_outboxes(st: &mut State) {
     // Trailers wait only behind queued bytes.
     if st.outbox_bytes == 0 {
@@ -1210,6 +1204,8 @@ pub(crate) struct StreamHandle {
     cv: Arc<WaitCell>,
     /// Views (see [`StreamHandle::view`]) neither reset nor forget the stream when dropped.
     owner: bool,
+    /// The stream's gRPC-Web rules (server), kept here so that messages need no lookup.
+    web: Option<Arc<crate::web::WebStream>>,
 }
 
 /// What [`StreamHandle::recv_data`] found.
@@ -1223,9 +1219,11 @@ pub(crate) enum Recv {
 impl StreamHandle {
     /// Attaches to an existing slot. The caller has registered it under the lock.
     pub fn attach(shared: Arc<Shared>, st: &mut State, id: StreamId) -> StreamHandle {
+        let mut web = None;
         let cv = match st.streams.get_mut(&id) {
             Some(slot) => {
                 slot.attached = true;
+                web = slot.web.clone();
                 slot.cv.clone()
             }
             None => {
@@ -1246,6 +1244,7 @@ impl StreamHandle {
             id,
             cv,
             owner: true,
+            web,
         }
     }
 
@@ -1257,6 +1256,7 @@ impl StreamHandle {
             id: self.id,
             cv: self.cv.clone(),
             owner: false,
+            web: self.web.clone(),
         }
     }
 
@@ -1289,6 +1289,12 @@ impl StreamHandle {
     /// The stream id.
     pub fn id(&self) -> StreamId {
         self.id
+    }
+
+    /// A DATA payload as it goes on the wire: base64 on a gRPC-Web text stream, `None` when
+    /// it goes as it is.
+    fn web_data(&self, data: &[u8]) -> Option<bytes::BytesMut> {
+        self.web.as_ref()?.data(data)
     }
 
     fn check(st: &State, id: StreamId) -> Result<(), StreamError> {
@@ -1404,7 +1410,7 @@ impl StreamHandle {
                     slot.sent_head = true;
                 }
             }
-            let encoded = data.and_then(|d| web_data(st_ref, self.id, d));
+            let encoded = data.and_then(|d| self.web_data(d));
             let mut rest: &[u8] = encoded.as_deref().or(data).unwrap_or(&[]);
             if !rest.is_empty() {
                 let n = st_ref
@@ -1506,16 +1512,12 @@ impl StreamHandle {
             // Over the output budget: the ordinary path waits for room.
             return Ok(false);
         }
-        let text = st_ref
-            .streams
-            .get(&self.id)
-            .and_then(|s| s.web.as_ref())
-            .is_some_and(|w| w.text);
+        let text = self.web.as_ref().is_some_and(|w| w.text);
         let sent = if text {
             // gRPC-Web text: the message's base64, encoded from a buffer of its own.
             let mut raw = bytes::BytesMut::with_capacity(len);
             write(&mut raw);
-            let enc = web_data(st_ref, self.id, &raw).unwrap_or(raw);
+            let enc = self.web_data(&raw).unwrap_or(raw);
             st_ref
                 .conn
                 .send_data_with(self.id, enc.len(), |buf| buf.extend_from_slice(&enc))
@@ -1536,9 +1538,9 @@ impl StreamHandle {
         deadline: Option<Instant>,
         later: bool,
     ) -> Result<(), StreamError> {
-        let mut st = self.shared.lock();
-        let encoded = web_data(&st, self.id, data);
+        let encoded = self.web_data(data);
         let mut data = encoded.as_deref().unwrap_or(data);
+        let mut st = self.shared.lock();
         let mut waited = false;
         loop {
             {
