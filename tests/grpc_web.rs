@@ -27,7 +27,7 @@ use grpc_sync::{
     GrpcWebConfig, MetadataMap, ResponseStream, Server, ServerContext, Service, Status, Streaming,
 };
 use prost::Message;
-use support::web::{encode_text, frame, parse_web_body, request, Http1, Response};
+use support::web::{chunked, encode_text, frame, parse_web_body, request, Http1, Response};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Num {
@@ -177,15 +177,11 @@ fn unary_over_http1_keep_alive_content_length_and_chunked() {
     }
     // A chunked request body, cut inside the length prefix and inside the message.
     let f = frame(&num(21));
-    let mut req = b"POST /test.Web/Double HTTP/1.1\r\nHost: x\r\n\
-        Content-Type: application/grpc-web\r\nTransfer-Encoding: chunked\r\n\r\n"
-        .to_vec();
-    for piece in [&f[..2], &f[2..6], &f[6..]] {
-        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        req.extend_from_slice(piece);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
+    let req = chunked(
+        "/test.Web/Double",
+        "application/grpc-web",
+        &[&f[..2], &f[2..6], &f[6..]],
+    );
     c.send(&req);
     let body = assert_web_response(&c.response(WAIT), false);
     assert_eq!(decode(&body.messages[0]), 42);
@@ -224,16 +220,11 @@ fn text_mode_both_ways_with_a_body_split_anywhere() {
     let mut text = encode_text(&f[..4]);
     text.extend(encode_text(&f[4..]));
     for cut in [1, 3, 5, 7, text.len() - 1] {
-        let mut req = b"POST /test.Web/Double HTTP/1.1\r\nHost: x\r\n\
-            Content-Type: application/grpc-web-text\r\nAccept: application/grpc-web-text\r\n\
-            Transfer-Encoding: chunked\r\n\r\n"
-            .to_vec();
-        for piece in [&text[..cut], &text[cut..]] {
-            req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            req.extend_from_slice(piece);
-            req.extend_from_slice(b"\r\n");
-        }
-        req.extend_from_slice(b"0\r\n\r\n");
+        let req = chunked(
+            "/test.Web/Double",
+            "application/grpc-web-text\r\nAccept: application/grpc-web-text",
+            &[&text[..cut], &text[cut..]],
+        );
         c.send(&req);
         let r = c.response(WAIT);
         assert!(r
@@ -743,15 +734,8 @@ fn a_large_request_body_flows_through_the_windows_both_framings() {
     assert_eq!(body.messages[0], big);
     // Chunked, in 100 KiB chunks, text mode (1.5 MiB: more than the stream's window).
     let text = encode_text(&frame(&big));
-    let mut req = b"POST /test.Web/EchoBytes HTTP/1.1\r\nHost: x\r\n\
-        Content-Type: application/grpc-web-text\r\nTransfer-Encoding: chunked\r\n\r\n"
-        .to_vec();
-    for piece in text.chunks(100 * 1024) {
-        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        req.extend_from_slice(piece);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
+    let pieces: Vec<&[u8]> = text.chunks(100 * 1024).collect();
+    let req = chunked("/test.Web/EchoBytes", "application/grpc-web-text", &pieces);
     c.send(&req);
     let body = assert_web_response(&c.response(WAIT), true);
     assert_eq!(body.messages[0], big);

@@ -149,6 +149,23 @@ pub fn request(path: &str, msg: &[u8], extra: &[(&str, &str)]) -> Vec<u8> {
     r
 }
 
+/// A request with a chunked body of `pieces` (one chunk each); `content_type` may carry more
+/// fields after it (`"...\r\nAccept: ..."`).
+pub fn chunked(path: &str, content_type: &str, pieces: &[&[u8]]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in pieces {
+        r.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        r.extend_from_slice(piece);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"0\r\n\r\n");
+    r
+}
+
 /// An HTTP/1.1 connection with a read deadline per response.
 pub struct Http1 {
     pub stream: TcpStream,
