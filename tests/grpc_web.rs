@@ -10,6 +10,8 @@
 //! - text mode: the body is base64 (padding may come between chunks), both ways;
 //! - the end of the body ends the call (no HTTP/2 trailers, no GOAWAY needed).
 
+#[path = "support/h2client.rs"]
+mod h2client;
 #[path = "support/h2.rs"]
 mod h2support;
 mod support;
@@ -20,12 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grpc_sync::h2::conn::{Connection, Event, Role};
 use grpc_sync::h2::hpack::Header;
-use grpc_sync::h2::settings::Config;
 use grpc_sync::{
     GrpcWebConfig, MetadataMap, ResponseStream, Server, ServerContext, Service, Status, Streaming,
 };
+use h2client::RawClient;
 use prost::Message;
 use support::web::{chunked, encode_text, frame, parse_web_body, request, Http1, Response};
 
@@ -501,93 +502,32 @@ fn without_grpc_web_http1_gets_426_and_grpc_web_content_types_415() {
     c.send(&request("/test.Web/Double", &num(1), &[]));
     let r = c.response(WAIT);
     assert_eq!(r.status, 426);
-    let mut h2 = H2::connect(w.port);
-    let (head, _) = h2.call("/test.Web/Double", "application/grpc-web", &frame(&num(1)));
+    let mut h2 = RawClient::connect(w.port);
+    let (head, _) = h2_call(
+        &mut h2,
+        "/test.Web/Double",
+        "application/grpc-web",
+        &frame(&num(1)),
+    );
     assert_eq!(Header::find(&head, b":status"), Some(&b"415"[..]));
 }
 
-/// A minimal HTTP/2 client on a socket, driving the crate's sans-IO machine.
-struct H2 {
-    sock: TcpStream,
-    conn: Connection,
-}
-
-impl H2 {
-    fn connect(port: u16) -> H2 {
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut h2 = H2 {
-            sock,
-            conn: Connection::new(Role::Client, Config::default()),
-        };
-        h2.flush();
-        h2
+/// One HTTP/2 request from a page at [`PAGE`]; the response head and body (DATA
+/// concatenated). gRPC-Web responses have no HTTP/2 trailers.
+fn h2_call(c: &mut RawClient, path: &str, ct: &str, body: &[u8]) -> (Vec<Header>, Vec<u8>) {
+    let h = h2support::hs(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "x"),
+        ("content-type", ct),
+        ("origin", PAGE),
+    ]);
+    let a = c.request(&h, body);
+    if ct.contains("grpc-web") {
+        assert!(a.trailers.is_empty(), "gRPC-Web sends no HTTP/2 trailers");
     }
-
-    fn flush(&mut self) {
-        let out = self.conn.output().split();
-        self.sock.write_all(&out).unwrap();
-    }
-
-    /// One request; returns the response head and the body (DATA concatenated) once the
-    /// stream ends.
-    fn call(&mut self, path: &str, ct: &str, body: &[u8]) -> (Vec<Header>, Vec<u8>) {
-        let h = h2support::hs(&[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", "x"),
-            ("content-type", ct),
-            ("origin", PAGE),
-        ]);
-        let id = self.conn.open_stream(&h, false).unwrap();
-        assert_eq!(self.conn.send_data(id, body, true).unwrap(), body.len());
-        self.flush();
-        let deadline = Instant::now() + WAIT;
-        let (mut head, mut data) = (None, Vec::new());
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            while let Some(ev) = self.conn.poll_event() {
-                match ev {
-                    Event::Headers {
-                        stream_id,
-                        headers,
-                        end_stream,
-                    } if stream_id == id => {
-                        if head.is_some() {
-                            assert!(
-                                !ct.contains("grpc-web"),
-                                "gRPC-Web sends no HTTP/2 trailers"
-                            );
-                        } else {
-                            head = Some(headers);
-                        }
-                        if end_stream {
-                            return (head.unwrap(), data);
-                        }
-                    }
-                    Event::Data {
-                        stream_id,
-                        data: d,
-                        end_stream,
-                    } if stream_id == id => {
-                        self.conn.release_capacity(id, d.len());
-                        data.extend_from_slice(&d);
-                        if end_stream {
-                            return (head.unwrap(), data);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            self.flush();
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no response in time");
-            self.sock.set_read_timeout(Some(left)).unwrap();
-            let n = std::io::Read::read(&mut self.sock, &mut buf).unwrap();
-            assert!(n > 0, "closed");
-            self.conn.recv(&buf[..n], Instant::now()).unwrap();
-        }
-    }
+    (a.head, a.body.to_vec())
 }
 
 fn field<'a>(head: &'a [Header], name: &str) -> Option<&'a str> {
@@ -597,8 +537,9 @@ fn field<'a>(head: &'a [Header], name: &str) -> Option<&'a str> {
 #[test]
 fn grpc_web_over_http2_binary_text_streaming_and_errors() {
     let w = start();
-    let mut h2 = H2::connect(w.port);
-    let (head, body) = h2.call(
+    let mut h2 = RawClient::connect(w.port);
+    let (head, body) = h2_call(
+        &mut h2,
         "/test.Web/Double",
         "application/grpc-web+proto",
         &frame(&num(8)),
@@ -614,7 +555,12 @@ fn grpc_web_over_http2_binary_text_streaming_and_errors() {
     assert!(web.trailers_last);
 
     let text = encode_text(&frame(&num(3)));
-    let (head, body) = h2.call("/test.Web/Count", "application/grpc-web-text", &text);
+    let (head, body) = h2_call(
+        &mut h2,
+        "/test.Web/Count",
+        "application/grpc-web-text",
+        &text,
+    );
     assert_eq!(
         field(&head, "content-type"),
         Some("application/grpc-web-text+proto")
@@ -624,15 +570,30 @@ fn grpc_web_over_http2_binary_text_streaming_and_errors() {
     assert_eq!(got, vec![0, 1, 2]);
     assert_eq!(web.trailer("grpc-status"), Some("0"));
 
-    let (head, body) = h2.call("/test.Web/Fail", "application/grpc-web", &frame(&num(1)));
+    let (head, body) = h2_call(
+        &mut h2,
+        "/test.Web/Fail",
+        "application/grpc-web",
+        &frame(&num(1)),
+    );
     assert_eq!(field(&head, "grpc-status"), Some("3"));
     assert!(body.is_empty());
 
-    let (head, _) = h2.call("/test.Web/Sum", "application/grpc-web", &frame(&num(1)));
+    let (head, _) = h2_call(
+        &mut h2,
+        "/test.Web/Sum",
+        "application/grpc-web",
+        &frame(&num(1)),
+    );
     assert_eq!(field(&head, "grpc-status"), Some("12"));
 
     // Plain gRPC on the same connection is untouched.
-    let (head, body) = h2.call("/test.Web/Double", "application/grpc", &frame(&num(2)));
+    let (head, body) = h2_call(
+        &mut h2,
+        "/test.Web/Double",
+        "application/grpc",
+        &frame(&num(2)),
+    );
     assert_eq!(field(&head, "content-type"), Some("application/grpc"));
     assert_eq!(&body[5..], &num(4)[..]);
 }
