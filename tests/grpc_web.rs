@@ -421,6 +421,11 @@ fn bad_http1_input_gets_the_right_4xx_and_a_close() {
     expect_refused(w.port, too_big.as_bytes(), 413);
     let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     expect_refused(w.port, get, 405);
+    // Native gRPC cannot be carried by HTTP/1.1 (no trailers): said, not attempted.
+    let native = b"POST /test.Web/Double HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc\r\n\
+        Content-Length: 0\r\n\r\n";
+    let r = expect_refused(w.port, native, 415);
+    assert!(String::from_utf8_lossy(&r.body).contains("HTTP/2"));
     // A slow sender: half a head, then nothing (408 after handshake_timeout).
     let t0 = Instant::now();
     expect_refused(

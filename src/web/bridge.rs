@@ -317,6 +317,18 @@ impl Bridge {
                 message: "the request target must be a path (/package.Service/Method)".into(),
             });
         }
+        let native = head.get(b"content-type").is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with(b"application/grpc") && !ct.starts_with(b"application/grpc-web")
+        });
+        if native {
+            return self.fail(&HttpError {
+                status: 415,
+                message: "gRPC needs HTTP/2 (its status travels in HTTP/2 trailers): send \
+                          application/grpc over HTTP/2, or application/grpc-web over HTTP/1.1"
+                    .into(),
+            });
+        }
         if self.going_away {
             return self.fail(&HttpError {
                 status: 503,
