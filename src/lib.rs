@@ -36,6 +36,7 @@ pub mod status;
 pub mod streaming;
 pub mod timeout;
 pub(crate) mod transport;
+pub mod web;
 
 pub use client::{
     intercept_channel, CallCredentials, CallFuture, CallOptions, Channel, ChannelBuilder,
@@ -58,3 +59,4 @@ pub use transport::tls::{
     AuthContext, ChannelCredentials, ClientAuth, HandshakeError, PeerIdentity, ServerCredentials,
     SubjectAltName, TlsError,
 };
+pub use web::GrpcWebConfig;

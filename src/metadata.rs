@@ -518,7 +518,7 @@ impl fmt::Debug for MetadataMap {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
+pub(crate) const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Encodes `input` as standard base64 (RFC 4648 §4) without padding.
@@ -544,7 +544,7 @@ pub(crate) fn base64_encode(input: &[u8]) -> String {
     out
 }
 
-fn base64_value(c: u8) -> Option<u32> {
+pub(crate) fn base64_value(c: u8) -> Option<u32> {
     let v = match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,

@@ -20,6 +20,11 @@ use grpc_sync::{
     Channel, Code, ConnectivityState, Request, Server, ServerContext, Service, Status,
 };
 
+#[path = "support/h2client.rs"]
+mod h2client;
+
+use h2client::RawClient;
+
 const WAIT: Duration = Duration::from_secs(10);
 
 fn hs(list: &[(&str, &str)]) -> Vec<Header> {
@@ -37,88 +42,6 @@ fn get<'a>(h: &'a [Header], name: &str) -> Option<&'a str> {
     h.iter()
         .find(|x| x.name.as_ref() == name.as_bytes())
         .and_then(|x| std::str::from_utf8(&x.value).ok())
-}
-
-/// What a raw request got back.
-#[derive(Debug, Default)]
-struct Answer {
-    head: Vec<Header>,
-    body: BytesMut,
-    trailers: Vec<Header>,
-}
-
-/// A hand-driven HTTP/2 client over a real socket.
-struct RawClient {
-    sock: TcpStream,
-    conn: Connection,
-}
-
-impl RawClient {
-    fn connect(port: u16) -> RawClient {
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = RawClient {
-            sock,
-            conn: Connection::new(Role::Client, Config::default()),
-        };
-        c.flush();
-        c
-    }
-
-    fn flush(&mut self) {
-        let out = self.conn.take_output();
-        self.sock.write_all(&out).unwrap();
-    }
-
-    /// Sends one request and reads until the stream ends (or is reset).
-    fn request(&mut self, headers: &[Header], body: &[u8]) -> Answer {
-        let id = self.conn.open_stream(headers, body.is_empty()).unwrap();
-        if !body.is_empty() {
-            assert_eq!(self.conn.send_data(id, body, true).unwrap(), body.len());
-        }
-        self.flush();
-        let mut a = Answer::default();
-        let deadline = Instant::now() + WAIT;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            assert!(Instant::now() < deadline, "no answer in time: {a:?}");
-            let n = self.sock.read(&mut buf).unwrap();
-            assert!(n > 0, "server closed the connection: {a:?}");
-            self.conn.recv(&buf[..n], Instant::now()).unwrap();
-            let mut done = false;
-            while let Some(ev) = self.conn.poll_event() {
-                match ev {
-                    Event::Headers {
-                        stream_id,
-                        headers,
-                        end_stream,
-                    } if stream_id == id => {
-                        if a.head.is_empty() {
-                            a.head = headers;
-                        } else {
-                            a.trailers = headers;
-                        }
-                        done |= end_stream;
-                    }
-                    Event::Data {
-                        stream_id,
-                        data,
-                        end_stream,
-                    } if stream_id == id => {
-                        self.conn.release_capacity(id, data.len());
-                        a.body.extend_from_slice(&data);
-                        done |= end_stream;
-                    }
-                    Event::Reset { stream_id, .. } if stream_id == id => done = true,
-                    _ => {}
-                }
-            }
-            self.flush();
-            if done {
-                return a;
-            }
-        }
-    }
 }
 
 fn grpc_request(path: &str) -> Vec<Header> {

@@ -22,6 +22,7 @@ pub mod helloworld;
 pub mod interop;
 pub mod route_guide;
 pub mod streams;
+pub mod web_page;
 
 /// Generated code (prost messages plus `<service>_server` / `<service>_client` modules), one
 /// file per proto, produced by `grpc-sync-build` from `proto/` and checked in under
@@ -127,6 +128,10 @@ pub struct Args {
     /// `--option NAME=VALUE`, repeatable: grpcio channel arguments for the server or the
     /// channel (see [`parse_option`]).
     pub options: Vec<(String, OptionValue)>,
+    /// `--grpc-web` (route_guide_server): serve gRPC-Web too, and the page that uses it.
+    pub grpc_web: bool,
+    /// `--page-port P` (with `--grpc-web`): where the page is served (default 8080).
+    pub page_port: u16,
 }
 
 impl Args {
@@ -158,6 +163,8 @@ impl Args {
             ca: None,
             server_name: None,
             options: Vec::new(),
+            grpc_web: false,
+            page_port: 8080,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -185,6 +192,11 @@ impl Args {
                 "--ca" => parsed.ca = Some(value()?),
                 "--server-name" => parsed.server_name = Some(value()?),
                 "--option" | "-o" => parsed.options.push(parse_option(&value()?)?),
+                "--grpc-web" => parsed.grpc_web = true,
+                "--page-port" => {
+                    let v = value()?;
+                    parsed.page_port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
+                }
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -305,7 +317,9 @@ fn usage(program: &str) -> String {
          --option N=V      a grpcio channel argument (repeatable), e.g.\n                    \
          --option grpc.max_receive_message_length=104857600\n  \
          --tls             use TLS (route guide): servers take --cert F --key F [--client-ca F],\n                    \
-         clients take --ca F [--server-name N] [--cert F --key F]"
+         clients take --ca F [--server-name N] [--cert F --key F]\n  \
+         --grpc-web        (route_guide_server) serve gRPC-Web too, and its page on\n                    \
+         http://127.0.0.1:--page-port (default 8080; build it with scripts/web-build.sh)"
     )
 }
 

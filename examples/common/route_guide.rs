@@ -111,6 +111,14 @@ impl RouteGuideService {
 
 impl route_guide_server::RouteGuide for RouteGuideService {
     fn get_feature(&self, request: Point, _ctx: &ServerContext) -> Result<Feature, Status> {
+        // Points are in 1e-7 degrees: off the globe is the caller's mistake.
+        if request.latitude.abs() > 900_000_000 || request.longitude.abs() > 1_800_000_000 {
+            return Err(Status::invalid_argument(format!(
+                "point ({}, {}) is off the globe: latitude and longitude are in 1e-7 degrees, \
+                 within ±90 and ±180 degrees",
+                request.latitude, request.longitude
+            )));
+        }
         // A miss is not an error: the answer is an unnamed feature at the requested point.
         Ok(feature_at(&self.db, &request)
             .cloned()

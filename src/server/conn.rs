@@ -2,10 +2,13 @@
 //! thread.
 //!
 //! Phases: on a plaintext port the first bytes tell HTTP/2 from HTTP/1 (answered with a clear
-//! error) and from a TLS client (closed); on a secure port the TLS handshake runs here, on the
-//! non-blocking socket. Both are bounded by the server's `handshake_timeout`. Then HTTP/2: the
-//! loop reads, the driver feeds the bytes to the sans-IO machine and routes its events, and the
-//! dispatch (`server::dispatch`) acts on the changes. Answers come back through the
+//! error, or served when gRPC-Web is on) and from a TLS client (closed); on a secure port the
+//! TLS handshake runs here, on the non-blocking socket. Both are bounded by the server's
+//! `handshake_timeout`. Then HTTP/2: the loop reads, the driver feeds the bytes to the sans-IO
+//! machine and routes its events, and the dispatch (`server::dispatch`) acts on the changes.
+//! An HTTP/1.1 connection (gRPC-Web) is the same HTTP/2 phase with a bridge in front
+//! (`web::bridge`): the socket's bytes go through it to the machine, and the machine's output
+//! through it (in the connection's sink) to the socket. Answers come back through the
 //! connection's `Shared` (the machine's output and the sink), written by whichever thread
 //! produced them without blocking, or by the loop when the socket is writable again.
 //!
@@ -21,10 +24,11 @@ use crate::h2::conn::{Connection, Role, PREFACE};
 use crate::h2::error::Reason;
 use crate::server::dispatch::{Job, ServerDispatcher};
 use crate::server::ServerCore;
-use crate::transport::driver::{lock, ConnLost, Shared};
+use crate::transport::driver::{lock, ConnLost, Shared, Sink};
 use crate::transport::poll::Waker;
 use crate::transport::socket::{write_some, Socket, SocketSink};
 use crate::transport::tls::{self, AuthContext, HandshakeError};
+use crate::web::bridge::{Bridge, Limits};
 
 /// How long an HTTP/2 connection stays quiet before its buffers go back to the allocator.
 const IDLE_RELEASE: Duration = Duration::from_millis(250);
@@ -61,6 +65,44 @@ struct H2 {
     last_active: Instant,
     /// Buffers are held (not released since the last activity).
     buffers_held: bool,
+    /// HTTP/1.1 (gRPC-Web): the bridge between the socket and the HTTP/2 machine, shared with
+    /// the connection's sink.
+    bridge: Option<Arc<Mutex<Bridge>>>,
+}
+
+/// The sink of an HTTP/1.1 connection: the machine's output goes through the bridge, and
+/// the HTTP/1.1 bytes it makes to the socket (without blocking, as on any connection).
+struct BridgeSink {
+    bridge: Arc<Mutex<Bridge>>,
+    inner: SocketSink,
+    waker: Arc<Waker>,
+}
+
+impl Sink for BridgeSink {
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let (out, wake) = {
+            let mut b = lock(&self.bridge);
+            if !buf.is_empty() {
+                b.recv_server(buf, Instant::now());
+            }
+            // The machine's input the bridge made (ACKs, the next pipelined request) and a
+            // close to carry out are the loop's to act on.
+            (b.take_out(), b.has_input_for_server() || b.is_closing())
+        };
+        let res = self.inner.send(&out);
+        if wake {
+            self.waker.wake();
+        }
+        res
+    }
+
+    fn backlog(&self) -> usize {
+        self.inner.backlog()
+    }
+
+    fn written(&self) -> u64 {
+        self.inner.written()
+    }
 }
 
 /// What a connection wants from its loop (see [`ServerConn::wants`]).
@@ -160,10 +202,38 @@ impl ServerConn {
                 if h.shared.lock().lost.is_some() {
                     return self.close();
                 }
-                Next::Continue
+                if let Some(b) = &h.bridge {
+                    if lock(b).has_input_for_server() {
+                        // The bridge made input for the machine (a pipelined request, ACKs).
+                        return self.input(&[], now);
+                    }
+                }
+                self.settle_bridge()
             }
             _ => Next::Continue,
         }
+    }
+
+    /// HTTP/1.1: writes what the bridge made for the socket, and closes the connection once
+    /// the bridge is done and all of it is written.
+    fn settle_bridge(&mut self) -> Next {
+        let Phase::H2(h) = &mut self.phase else {
+            return Next::Continue;
+        };
+        let Some(b) = &h.bridge else {
+            return Next::Continue;
+        };
+        let (has_out, closing) = {
+            let b = lock(b);
+            (b.has_out(), b.is_closing())
+        };
+        if has_out {
+            h.shared.write_out();
+        }
+        if closing && h.shared.lock().backlog == 0 && !lock(b).has_out() {
+            return self.close();
+        }
+        Next::Continue
     }
 
     /// What the connection wants from its loop, under one lock of its state: readiness
@@ -187,16 +257,23 @@ impl ServerConn {
                 let stall = h
                     .stall
                     .map(|(since, _)| since + self.core.config.send_stall_timeout);
+                let (bridge_timer, bridge_reads) = match &h.bridge {
+                    Some(b) => {
+                        let b = lock(b);
+                        (b.poll_timeout(), b.wants_read())
+                    }
+                    None => (None, true),
+                };
                 let mut st = h.shared.lock();
                 let machine = st.conn.poll_timeout();
-                let timer = [h.next_deadline, release, stall, machine]
+                let timer = [h.next_deadline, release, stall, machine, bridge_timer]
                     .into_iter()
                     .flatten()
                     .min();
                 // What the loop has armed: a command that wants an earlier time wakes it.
                 st.armed = timer;
                 Wants {
-                    read: st.unwritten() <= st.budget,
+                    read: st.unwritten() <= st.budget && bridge_reads,
                     write: st.backlog > 0,
                     timer,
                 }
@@ -232,6 +309,9 @@ impl ServerConn {
                 Next::Continue
             }
             Phase::H2(h) => {
+                if let Some(b) = &h.bridge {
+                    lock(b).handle_timeout(now);
+                }
                 let mut st = h.shared.lock();
                 if let Err(e) = st.conn.handle_timeout(now) {
                     // The GOAWAY it queued goes out as the connection ends.
@@ -278,7 +358,10 @@ impl ServerConn {
                 }
                 let shared = h.shared.clone();
                 drop(st);
-                self.end_round(shared.lock())
+                if self.end_round(shared.lock()) == Next::Close {
+                    return Next::Close;
+                }
+                self.settle_bridge()
             }
             Phase::Done => Next::Close,
         }
@@ -302,7 +385,7 @@ impl ServerConn {
                 return Next::Continue;
             }
             let first = std::mem::take(first);
-            return self.start_h2(None, None, &first, now);
+            return self.start_h2(None, None, None, &first, now);
         }
         if first[0] == 0x16 {
             // A TLS ClientHello on a plaintext port: close without a word (the client reports
@@ -313,7 +396,18 @@ impl ServerConn {
             );
             return self.close();
         }
+        let web = self.core.config.web.is_some();
+        if web && first.len() < 16 && first.iter().all(u8::is_ascii_uppercase) {
+            // Maybe the start of an HTTP/1.1 method ("PO" of POST): wait for the rest.
+            return Next::Continue;
+        }
         if looks_http1(first) {
+            if web {
+                // gRPC-Web over HTTP/1.1.
+                let first = std::mem::take(first);
+                let bridge = self.bridge(false, now);
+                return self.start_h2(None, None, Some(bridge), &first, now);
+            }
             log::debug!(
                 "grpc-sync: client {} sent an HTTP/1 request: answered 426 (this is a gRPC \
                  server) and closed",
@@ -325,7 +419,7 @@ impl ServerConn {
         // Neither HTTP/2 nor HTTP/1: the machine answers GOAWAY PROTOCOL_ERROR (RFC 9113
         // §3.4) before the close.
         let first = std::mem::take(first);
-        self.start_h2(None, None, &first, now)
+        self.start_h2(None, None, None, &first, now)
     }
 
     /// Secure port: one step of the TLS handshake.
@@ -382,7 +476,8 @@ impl ServerConn {
         if tls.is_handshaking() || !out.is_empty() {
             return Next::Continue;
         }
-        if tls.alpn_protocol() != Some(tls::ALPN_H2) {
+        let http1 = self.core.config.web.is_some() && tls.alpn_protocol() == Some(b"http/1.1");
+        if tls.alpn_protocol() != Some(tls::ALPN_H2) && !http1 {
             let selected = tls
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned());
@@ -399,7 +494,8 @@ impl ServerConn {
         // Sealed writes go to the sink's backlog, which the output budget bounds.
         tls.set_buffer_limit(None);
         let tls = Arc::new(Mutex::new(tls));
-        if self.start_h2(Some(tls), Some(auth), &[], now) == Next::Close {
+        let bridge = http1.then(|| self.bridge(true, now));
+        if self.start_h2(Some(tls), Some(auth), bridge, &[], now) == Next::Close {
             return Next::Close;
         }
         // The client may have sent its preface (and more) in the same flight as its Finished.
@@ -424,6 +520,7 @@ impl ServerConn {
         &mut self,
         tls: Option<Arc<Mutex<rustls::ServerConnection>>>,
         auth: Option<Arc<AuthContext>>,
+        bridge: Option<Bridge>,
         first: &[u8],
         now: Instant,
     ) -> Next {
@@ -438,10 +535,19 @@ impl ServerConn {
             if tls.is_some() { "TLS" } else { "plaintext" }
         );
         let sink = SocketSink::new(self.sock.clone(), tls.clone(), self.waker.clone());
+        let bridge = bridge.map(|b| Arc::new(Mutex::new(b)));
+        let sink: Box<dyn Sink> = match &bridge {
+            None => Box::new(sink),
+            Some(b) => Box::new(BridgeSink {
+                bridge: b.clone(),
+                inner: sink,
+                waker: self.waker.clone(),
+            }),
+        };
         let sock = self.sock.clone();
         let shared = Shared::on_loop(
             conn,
-            Box::new(sink),
+            sink,
             Box::new(move || sock.shutdown()),
             self.waker.clone(),
             self.core.config.output_budget,
@@ -459,8 +565,23 @@ impl ServerConn {
             stall: None,
             last_active: now,
             buffers_held: true,
+            bridge,
         }));
         self.input(first, now)
+    }
+
+    /// A bridge for an HTTP/1.1 connection (gRPC-Web), with the server's limits.
+    fn bridge(&self, tls: bool, now: Instant) -> Bridge {
+        let config = &self.core.config;
+        let web = config.web.as_deref().cloned().unwrap_or_default();
+        let limits = Limits {
+            max_head: config.h2.max_header_list_size as usize,
+            // One message, framed.
+            max_body: config.max_receive_message_length as u64 + 5,
+            request_timeout: config.handshake_timeout,
+            idle_timeout: web.idle_timeout,
+        };
+        Bridge::new(tls, limits, now)
     }
 
     /// HTTP/2: reads what the socket has (decrypting on a secure port) and processes it.
@@ -555,6 +676,14 @@ impl ServerConn {
         };
         h.last_active = now;
         h.buffers_held = true;
+        // HTTP/1.1: the socket's bytes go to the bridge, and what it makes of them to the
+        // machine.
+        let bridged = h.bridge.as_ref().map(|b| {
+            let mut b = lock(b);
+            b.recv_client(bytes, now);
+            b.take_for_server()
+        });
+        let bytes = bridged.as_deref().unwrap_or(bytes);
         let shared = h.shared.clone();
         let mut st = shared.lock();
         if !bytes.is_empty() {
@@ -563,7 +692,10 @@ impl ServerConn {
         shared.route(&mut st);
         h.dispatch.on_changes(&shared, &mut st);
         h.next_deadline = h.dispatch.tick(&mut st, now);
-        self.end_round(st)
+        if self.end_round(st) == Next::Close {
+            return Next::Close;
+        }
+        self.settle_bridge()
     }
 
     fn end_round(

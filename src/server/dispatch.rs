@@ -2,7 +2,9 @@
 //! (route, admit, deadline), gathers a unary request's whole message, and hands the RPC to
 //! a handler: to the pool, or back to the I/O loop to run inline when a worker permit is free
 //! and the method is quick. It also answers what never reaches a handler (errors, HTTP 415,
-//! deadlines) and cancels running calls whose streams break.
+//! deadlines; with gRPC-Web, CORS preflights and refused origins) and cancels running calls
+//! whose streams break. A gRPC-Web request is marked on its stream slot, and the driver
+//! applies gRPC-Web's response rules to what is sent on it (`crate::web`).
 //!
 //! Called by the connection (`server::conn`) with the connection's state locked, for each
 //! [`Change`] the driver recorded; it never calls back up.
@@ -30,8 +32,13 @@ use crate::status::panic_message;
 use crate::status::{Code, Status};
 use crate::streaming::MessageSource;
 use crate::timeout::decode_grpc_timeout;
-use crate::transport::driver::{Change, Recv, Shared, State, StreamError, StreamHandle};
+use crate::transport::driver::{
+    end_response, send_head, Change, Recv, Shared, State, StreamError, StreamHandle,
+};
 use crate::transport::tls::AuthContext;
+use crate::web::codec::{Base64Decoder, Base64Error};
+use crate::web::cors::OriginCheck;
+use crate::web::{self, WebKind, WebStream};
 
 /// A handler run, as the pool or the I/O loop runs it.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -51,6 +58,8 @@ struct Admitted {
     accept: AcceptEncoding,
     /// Whether the (single) request message arrived compressed.
     first_compressed: bool,
+    /// A gRPC-Web text request: the body is base64.
+    text: bool,
 }
 
 /// A running average of a unary method's handler time. Only methods whose handlers are
@@ -85,6 +94,8 @@ struct Pending {
     call: Admitted,
     decoder: MessageDecoder,
     first: Option<Bytes>,
+    /// A gRPC-Web text request's base64, decoded as it comes.
+    text: Option<Base64Decoder>,
 }
 
 /// One connection's dispatch state.
@@ -128,7 +139,7 @@ fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
     slot.sent_end = true;
     slot.sent_head = true;
     let client_done = slot.end;
-    if st.conn.send_headers(id, trailers, true).is_ok() && !client_done {
+    if send_head(st, id, trailers, true).is_ok() && !client_done {
         // gRPC: the server is done; tell the client to stop sending.
         st.conn.reset(id, Reason::NO_ERROR);
     }
@@ -136,19 +147,27 @@ fn finish_from_reader(st: &mut State, id: StreamId, trailers: &[Header]) {
 
 /// Answers a request that is not gRPC at all with HTTP 415 and a plain-text explanation.
 fn respond_not_grpc(st: &mut State, id: StreamId, why: &str) {
+    let body = format!("This is a gRPC endpoint: {why}. Send gRPC requests (POST, content-type application/grpc) over HTTP/2.\n");
+    respond_http(st, id, b"415", &[], &body);
+}
+
+/// Answers a request with a plain HTTP response (`status`, `extra` fields, a text body), and
+/// tells a client still sending to stop.
+fn respond_http(st: &mut State, id: StreamId, status: &'static [u8], extra: &[Header], body: &str) {
     if st.streams.get(&id).is_some_and(|s| s.reset.is_some()) {
         return;
     }
-    let h = [
-        Header::from_static(b":status", b"415"),
+    let mut h = vec![
+        Header::from_static(b":status", status),
         Header::from_static(b"content-type", b"text/plain; charset=utf-8"),
     ];
+    h.extend_from_slice(extra);
     if let Some(slot) = st.streams.get_mut(&id) {
         slot.sent_end = true;
         slot.sent_head = true;
     }
-    let body = format!("This is a gRPC endpoint: {why}. Send gRPC requests (POST, content-type application/grpc) over HTTP/2.\n");
-    if st.conn.send_headers(id, &h, false).is_ok() {
+    let end = body.is_empty();
+    if st.conn.send_headers(id, &h, end).is_ok() && !end {
         let _ = st.conn.send_data(id, body.as_bytes(), true);
     }
     let client_done = st.streams.get(&id).map(|s| s.end).unwrap_or(true);
@@ -203,6 +222,7 @@ impl ServerDispatcher {
         // One pass over the head for the fields the server itself reads.
         let (mut method, mut ct, mut raw_path): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
         let (mut encoding, mut accept, mut timeout) = (None, None, None);
+        let (mut origin, mut accept_type, mut cors_headers) = (None, None, None);
         for f in &head {
             let v = &f.value[..];
             match &f.name[..] {
@@ -212,16 +232,62 @@ impl ServerDispatcher {
                 b"grpc-encoding" => encoding = Some(v),
                 b"grpc-accept-encoding" => accept = Some(v),
                 b"grpc-timeout" => timeout = Some(v),
+                b"origin" => origin = Some(v),
+                b"accept" => accept_type = Some(v),
+                b"access-control-request-headers" => cors_headers = Some(v),
                 _ => {}
+            }
+        }
+        let mut web_kind = None;
+        if let Some(config) = &self.core.config.web {
+            // gRPC-Web: CORS before anything else, so no handler runs for a refused origin.
+            let origin = match web::cors::check_origin(config, origin) {
+                OriginCheck::Refused => {
+                    let who = String::from_utf8_lossy(origin.unwrap_or_default());
+                    let body = format!(
+                        "Origin {who} may not call this server: it is not in the gRPC-Web \
+                         allow-list (GrpcWebConfig::allow_origin).\n"
+                    );
+                    respond_http(st, id, b"403", &[], &body);
+                    return None;
+                }
+                OriginCheck::Allowed(o) => Some(o),
+                OriginCheck::Absent => None,
+            };
+            if method == b"OPTIONS" {
+                let h = web::cors::preflight(config, origin.as_ref(), cors_headers);
+                if let Some(slot) = st.streams.get_mut(&id) {
+                    slot.sent_end = true;
+                    slot.sent_head = true;
+                }
+                let client_done = st.streams.get(&id).map(|s| s.end).unwrap_or(true);
+                if st.conn.send_headers(id, &h, true).is_ok() && !client_done {
+                    st.conn.reset(id, Reason::NO_ERROR);
+                }
+                return None;
+            }
+            web_kind = web::web_kind(ct);
+            if let Some(kind) = web_kind {
+                if kind == WebKind::OtherCodec {
+                    self.defer_not_grpc(st, id, "gRPC-Web takes protobuf messages only (+proto)");
+                    return None;
+                }
+                let text = kind == WebKind::Text
+                    || accept_type.is_some_and(|a| web::web_kind(a) == Some(WebKind::Text));
+                let cors = origin.map(|o| (config.clone(), o));
+                if let Some(slot) = st.streams.get_mut(&id) {
+                    slot.web = Some(Arc::new(WebStream { text, cors }));
+                }
             }
         }
         if method != b"POST" {
             self.defer_not_grpc(st, id, "the method must be POST");
             return None;
         }
-        if !(ct == b"application/grpc"
-            || ct.starts_with(b"application/grpc+")
-            || ct.starts_with(b"application/grpc;"))
+        if web_kind.is_none()
+            && !(ct == b"application/grpc"
+                || ct.starts_with(b"application/grpc+")
+                || ct.starts_with(b"application/grpc;"))
         {
             self.defer_not_grpc(st, id, "the content-type must be application/grpc");
             return None;
@@ -241,6 +307,19 @@ impl ServerDispatcher {
             respond_status(st, id, &Status::unimplemented(msg), &[]);
             return None;
         };
+        if web_kind.is_some() && !m.single_request() {
+            let kind = if matches!(m, Method::ClientStreaming(_)) {
+                "client-streaming"
+            } else {
+                "bidi-streaming"
+            };
+            let msg = format!(
+                "{path} is a {kind} method: gRPC-Web carries unary and server-streaming calls \
+                 only (a browser sends one request message); call it over gRPC (HTTP/2)"
+            );
+            respond_status(st, id, &Status::unimplemented(msg), &[]);
+            return None;
+        }
         let request_encoding = match encoding {
             None => None,
             Some(enc) => match CompressionEncoding::from_name(enc) {
@@ -320,6 +399,7 @@ impl ServerDispatcher {
             request_encoding,
             accept,
             first_compressed: false,
+            text: web_kind == Some(WebKind::Text),
         })
     }
 
@@ -341,6 +421,7 @@ impl ServerDispatcher {
             request_encoding,
             accept,
             first_compressed,
+            text: _,
         } = call;
         // Only read when interceptors need a duration: a server without them skips the clock.
         let admitted_at = (!self.core.interceptors.is_empty()).then(Instant::now);
@@ -617,6 +698,14 @@ impl MessageSource for RequestSource {
     }
 }
 
+/// The status of a gRPC-Web text request whose body is not base64.
+fn text_error(e: &Base64Error) -> Status {
+    Status::internal(format!(
+        "malformed gRPC-Web text request: {} (the body of application/grpc-web-text is base64)",
+        e.0
+    ))
+}
+
 /// Hands a job to the pool.
 pub(crate) fn queue_job(core: &ServerCore, job: Job) {
     if let Err(job) = core.pool.execute(job) {
@@ -649,12 +738,14 @@ impl ServerDispatcher {
         if call.method.single_request() {
             let mut decoder = MessageDecoder::new(self.core.config.max_receive_message_length);
             decoder.set_encoding(call.request_encoding);
+            let text = call.text.then(Base64Decoder::default);
             self.pending.insert(
                 id,
                 Pending {
                     call,
                     decoder,
                     first: None,
+                    text,
                 },
             );
             if end_stream {
@@ -703,15 +794,29 @@ impl ServerDispatcher {
             let end = slot.end;
             let data: Vec<Bytes> = slot.data.drain(..).collect();
             slot.buffered = 0;
+            let mut failure = None;
             for b in data {
                 n += b.len();
-                p.decoder.push(b);
+                match &mut p.text {
+                    None => p.decoder.push(b),
+                    Some(text) => {
+                        let mut plain = bytes::BytesMut::new();
+                        match text.push(&b, &mut plain) {
+                            Ok(()) => p.decoder.push(plain.freeze()),
+                            Err(e) => failure = Some(text_error(&e)),
+                        }
+                    }
+                }
             }
             if n > 0 {
                 st.conn.release_capacity(id, n);
             }
-            let mut failure = None;
-            loop {
+            if failure.is_none() && end {
+                if let Some(Err(e)) = p.text.as_ref().map(Base64Decoder::finish) {
+                    failure = Some(text_error(&e));
+                }
+            }
+            while failure.is_none() {
                 match p.decoder.next_message() {
                     Ok(Some(msg)) if p.first.is_none() => {
                         p.call.first_compressed = p.decoder.last_compressed();
@@ -795,7 +900,8 @@ impl ServerDispatcher {
                     continue;
                 }
                 let mut h = Vec::new();
-                if !slot.sent_head {
+                let first = !slot.sent_head;
+                if first {
                     h.push(Header::from_static(b":status", b"200"));
                     h.push(Header::from_static(b"content-type", b"application/grpc"));
                 }
@@ -805,12 +911,16 @@ impl ServerDispatcher {
                 slot.reset = Some(StreamError::Timeout);
                 slot.cv.notify_all();
                 let client_done = slot.end;
-                let _ = st.conn.send_headers(id, &h, true);
-                if !client_done {
-                    // The status is in the trailers; NO_ERROR (as grpc-go sends) only tells the
-                    // client to stop sending. A CANCEL here races the trailers in grpc-core,
-                    // which then reports CANCELLED instead of DEADLINE_EXCEEDED.
-                    st.conn.reset(id, Reason::NO_ERROR);
+                // The status is in the trailers; the RST_STREAM NO_ERROR that follows if the
+                // client is still sending (as grpc-go sends) only tells it to stop. A CANCEL
+                // here races the trailers in grpc-core, which then reports CANCELLED instead
+                // of DEADLINE_EXCEEDED.
+                if first {
+                    if send_head(st, id, &h, true).is_ok() && !client_done {
+                        st.conn.reset(id, Reason::NO_ERROR);
+                    }
+                } else {
+                    let _ = end_response(st, id, &h);
                 }
             }
         }

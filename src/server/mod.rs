@@ -91,6 +91,8 @@ pub(crate) struct ServerConfig {
     /// Whether `grpc.absolute_max_metadata_size` was given (it wins over
     /// `grpc.max_metadata_size`).
     pub absolute_metadata_size_given: bool,
+    /// gRPC-Web (HTTP/1.1 on the port, `application/grpc-web*` requests), when on.
+    pub web: Option<Arc<crate::web::GrpcWebConfig>>,
 }
 
 /// Errors from configuring or starting a [`Server`].
@@ -197,6 +199,7 @@ impl Default for ServerBuilder {
                 output_budget: DEFAULT_OUTPUT_BUDGET,
                 send_stall_timeout: DEFAULT_SEND_STALL_TIMEOUT,
                 absolute_metadata_size_given: false,
+                web: None,
             },
             services: Vec::new(),
             interceptors: Vec::new(),
@@ -422,6 +425,21 @@ impl ServerBuilder {
         f: impl Fn(&str, &HandshakeError) + Send + Sync + 'static,
     ) -> Self {
         self.config.on_handshake_error = Some(HandshakeHook(Arc::new(f)));
+        self
+    }
+
+    /// Serves gRPC-Web on the server's ports too (default off): browsers call the same
+    /// services, over HTTP/1.1 or HTTP/2, with no proxy in between. `config` says which page
+    /// origins may call (CORS). Unary and server-streaming methods only; see [`crate::web`].
+    ///
+    /// ```
+    /// use grpc_sync::{GrpcWebConfig, Server};
+    /// let builder = Server::builder()
+    ///     .grpc_web(GrpcWebConfig::new().allow_origin("http://127.0.0.1:8080"));
+    /// # drop(builder);
+    /// ```
+    pub fn grpc_web(mut self, config: crate::web::GrpcWebConfig) -> Self {
+        self.config.web = Some(Arc::new(config));
         self
     }
 
@@ -679,7 +697,13 @@ impl Server {
         addr: &str,
         credentials: ServerCredentials,
     ) -> stdio::Result<u16> {
-        let config = credentials.server_config()?;
+        let mut config = credentials.server_config()?;
+        if self.inner.config.web.is_some() {
+            // gRPC-Web: browsers may speak HTTP/1.1 over TLS too.
+            let mut c = (*config).clone();
+            c.alpn_protocols.push(b"http/1.1".to_vec());
+            config = Arc::new(c);
+        }
         self.add_port(addr, Some(config))
     }
 
@@ -849,8 +873,8 @@ impl Server {
         conns.iter().map(|c| c.lock().queued()).sum()
     }
 
-    /// Connections the server holds open now (HTTP/2 started; not counting ones still in
-    /// their TLS handshake).
+    /// Connections the server holds open now (HTTP/2, or gRPC-Web's HTTP/1.1, started; not
+    /// counting ones still in their TLS handshake).
     pub fn connections(&self) -> usize {
         let core = lock(&self.inner.state).core.clone();
         core.map(|c| lock(&c.conns).len()).unwrap_or(0)

@@ -162,6 +162,9 @@ pub(crate) struct StreamSlot {
     /// [`State::taken`]). If the connection dies before the socket took that byte, the
     /// request never left the client and may be retried (gRFC A6's transparent retry).
     pub head_at: Option<u64>,
+    /// Server: a gRPC-Web call's response rules (content-type, CORS, trailers in the body,
+    /// base64 in text mode), applied to what is sent on the stream.
+    pub web: Option<Arc<crate::web::WebStream>>,
 }
 
 impl StreamSlot {
@@ -184,6 +187,7 @@ impl StreamSlot {
             outbox: VecDeque::new(),
             outbox_trailers: None,
             head_at: None,
+            web: None,
         }
     }
 
@@ -369,9 +373,63 @@ pub(crate) fn pump_outbox(st: &mut State, id: StreamId) {
     }
     let trailers = slot.outbox_trailers.take().expect("checked above");
     let client_done = slot.end;
-    if st.conn.send_headers(id, &trailers, true).is_ok() && !client_done {
+    if trailers.is_empty() {
+        // A gRPC-Web response whose trailers frame has gone with the data: just the end.
+        if st.conn.send_data(id, &[], true).is_ok() && !client_done {
+            st.conn.reset(id, Reason::NO_ERROR);
+        }
+        return;
+    }
+    let _ = end_response(st, id, &trailers);
+}
+
+/// Sends a server stream's first header block (its head, or a trailers-only response),
+/// rewritten for a browser on a gRPC-Web stream (content-type, CORS).
+pub(crate) fn send_head(
+    st: &mut State,
+    id: StreamId,
+    headers: &[Header],
+    end_stream: bool,
+) -> Result<(), SendError> {
+    match st.streams.get(&id).and_then(|s| s.web.clone()) {
+        None => st.conn.send_headers(id, headers, end_stream),
+        Some(web) => st.conn.send_headers(id, &web.head(headers), end_stream),
+    }
+}
+
+/// Ends a server stream whose head has gone: its trailers, then (as after any gRPC response)
+/// RST_STREAM NO_ERROR if the client is still sending. A gRPC-Web stream's trailers are the
+/// body's last frame instead: what the peer's window does not take now waits in the stream's
+/// outbox, and the end follows it from [`pump_outbox`].
+pub(crate) fn end_response(
+    st: &mut State,
+    id: StreamId,
+    trailers: &[Header],
+) -> Result<(), SendError> {
+    let (client_done, web) = match st.streams.get(&id) {
+        Some(slot) => (slot.end, slot.web.clone()),
+        None => (true, None),
+    };
+    match web {
+        None => st.conn.send_headers(id, trailers, true)?,
+        Some(web) => {
+            let body = web.trailers(trailers);
+            let n = st.conn.send_data(id, &body, true)?;
+            if n < body.len() {
+                if let Some(slot) = st.streams.get_mut(&id) {
+                    slot.outbox.push_back(body.freeze().slice(n..));
+                    // The end alone is left to send (see `pump_outbox`).
+                    slot.outbox_trailers = Some(Vec::new());
+                    st.outbox_bytes += slot.outbox.back().map_or(0, |b| b.len());
+                }
+                return Ok(());
+            }
+        }
+    }
+    if !client_done {
         st.conn.reset(id, Reason::NO_ERROR);
     }
+    Ok(())
 }
 
 fn pump_all_outboxes(st: &mut State) {
@@ -1222,6 +1280,8 @@ pub(crate) struct StreamHandle {
     cv: Arc<WaitCell>,
     /// Views (see [`StreamHandle::view`]) neither reset nor forget the stream when dropped.
     owner: bool,
+    /// The stream's gRPC-Web rules (server), kept here so that messages need no lookup.
+    web: Option<Arc<crate::web::WebStream>>,
 }
 
 /// What [`StreamHandle::recv_data`] found.
@@ -1235,9 +1295,11 @@ pub(crate) enum Recv {
 impl StreamHandle {
     /// Attaches to an existing slot. The caller has registered it under the lock.
     pub fn attach(shared: Arc<Shared>, st: &mut State, id: StreamId) -> StreamHandle {
+        let mut web = None;
         let cv = match st.streams.get_mut(&id) {
             Some(slot) => {
                 slot.attached = true;
+                web = slot.web.clone();
                 slot.cv.clone()
             }
             None => {
@@ -1258,6 +1320,7 @@ impl StreamHandle {
             id,
             cv,
             owner: true,
+            web,
         }
     }
 
@@ -1269,6 +1332,7 @@ impl StreamHandle {
             id: self.id,
             cv: self.cv.clone(),
             owner: false,
+            web: self.web.clone(),
         }
     }
 
@@ -1301,6 +1365,12 @@ impl StreamHandle {
     /// The stream id.
     pub fn id(&self) -> StreamId {
         self.id
+    }
+
+    /// A DATA payload as it goes on the wire: base64 on a gRPC-Web text stream, `None` when
+    /// it goes as it is.
+    fn web_data(&self, data: &[u8]) -> Option<bytes::BytesMut> {
+        self.web.as_ref()?.data(data)
     }
 
     fn check(st: &State, id: StreamId) -> Result<(), StreamError> {
@@ -1387,9 +1457,7 @@ impl StreamHandle {
         {
             let st_ref = &mut *st;
             Self::check(st_ref, self.id)?;
-            st_ref
-                .conn
-                .send_headers(self.id, headers, end_stream)
+            send_head(st_ref, self.id, headers, end_stream)
                 .map_err(|e| send_error(e, &st_ref.lost))?;
             if let Some(slot) = st_ref.streams.get_mut(&self.id) {
                 slot.sent_head = true;
@@ -1418,15 +1486,13 @@ impl StreamHandle {
                 return Ok(());
             }
             if let Some(h) = head {
-                st_ref
-                    .conn
-                    .send_headers(self.id, h, false)
-                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                send_head(st_ref, self.id, h, false).map_err(|e| send_error(e, &st_ref.lost))?;
                 if let Some(slot) = st_ref.streams.get_mut(&self.id) {
                     slot.sent_head = true;
                 }
             }
-            let mut rest: &[u8] = data.unwrap_or(&[]);
+            let encoded = data.and_then(|d| self.web_data(d));
+            let mut rest: &[u8] = encoded.as_deref().or(data).unwrap_or(&[]);
             if !rest.is_empty() {
                 let n = st_ref
                     .conn
@@ -1467,16 +1533,20 @@ impl StreamHandle {
         {
             let st_ref = &mut *st;
             Self::check(st_ref, self.id)?;
-            st_ref
-                .conn
-                .send_headers(self.id, trailers, true)
-                .map_err(|e| send_error(e, &st_ref.lost))?;
+            let first = !st_ref.streams.get(&self.id).is_some_and(|s| s.sent_head);
+            if first {
+                // A trailers-only response.
+                send_head(st_ref, self.id, trailers, true)
+                    .map_err(|e| send_error(e, &st_ref.lost))?;
+                if st_ref.streams.get(&self.id).is_some_and(|s| !s.end) {
+                    st_ref.conn.reset(self.id, Reason::NO_ERROR);
+                }
+            } else {
+                end_response(st_ref, self.id, trailers).map_err(|e| send_error(e, &st_ref.lost))?;
+            }
             let slot = st_ref.streams.get_mut(&self.id).expect("attached slot");
             slot.sent_head = true;
             slot.sent_end = true;
-            if !slot.end {
-                st_ref.conn.reset(self.id, Reason::NO_ERROR);
-            }
         }
         self.shared.flush(st);
         Ok(())
@@ -1523,10 +1593,19 @@ impl StreamHandle {
             // Over the output budget: the ordinary path waits for room.
             return Ok(false);
         }
-        let sent = st_ref
-            .conn
-            .send_data_with(self.id, len, write)
-            .map_err(|e| send_error(e, &st_ref.lost))?;
+        let text = self.web.as_ref().is_some_and(|w| w.text);
+        let sent = if text {
+            // gRPC-Web text: the message's base64, encoded from a buffer of its own.
+            let mut raw = bytes::BytesMut::with_capacity(len);
+            write(&mut raw);
+            let enc = self.web_data(&raw).unwrap_or(raw);
+            st_ref
+                .conn
+                .send_data_with(self.id, enc.len(), |buf| buf.extend_from_slice(&enc))
+        } else {
+            st_ref.conn.send_data_with(self.id, len, write)
+        }
+        .map_err(|e| send_error(e, &st_ref.lost))?;
         if sent {
             self.shared.flush_later(st);
         }
@@ -1535,11 +1614,13 @@ impl StreamHandle {
 
     fn send_data_inner(
         &self,
-        mut data: &[u8],
+        data: &[u8],
         end_stream: bool,
         deadline: Option<Instant>,
         later: bool,
     ) -> Result<(), StreamError> {
+        let encoded = self.web_data(data);
+        let mut data = encoded.as_deref().unwrap_or(data);
         let mut st = self.shared.lock();
         let mut waited = false;
         loop {

@@ -3,8 +3,10 @@
 // Each test binary uses only some of the helpers; the others would warn as dead code.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod msg;
 pub mod provision;
 pub mod python;
 pub mod tools;
+pub mod web;

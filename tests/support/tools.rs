@@ -136,6 +136,33 @@ pub fn require(tool: Tool, test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Chromium (Debian's package; Ubuntu's `chromium-browser` name is looked for too, see
+/// `browser.rs`).
+pub const CHROMIUM: Tool = Tool {
+    program: "chromium",
+    package: "chromium",
+};
+
+/// Node.js, for the browser test's driver and page build.
+pub const NODE: Tool = Tool {
+    program: "node",
+    package: "nodejs",
+};
+
+/// npm, which installs the browser test's packages into `target/`.
+pub const NPM: Tool = Tool {
+    program: "npm",
+    package: "npm",
+};
+
+/// The path of `tool`: found, or installed with apt (as [`require`] does), or why not.
+pub fn install(tool: Tool) -> Result<PathBuf, String> {
+    match find(tool.program) {
+        Some(path) => Ok(path),
+        None => provision(tool),
+    }
+}
+
 /// Installs `tool` with apt, under the machine-wide lock, if this is Debian/Ubuntu and root.
 fn provision(tool: Tool) -> Result<PathBuf, String> {
     let what = format!(
