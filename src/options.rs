@@ -536,7 +536,12 @@ pub const KNOWN_OPTIONS: &[KnownOption] = &[
         CLIENT_ONLY,
         Ignored("retries are not implemented"),
     ),
-    opt("grpc.service_config", Str, CLIENT_ONLY, NO_RESOLVER),
+    opt(
+        "grpc.service_config",
+        Str,
+        CLIENT_ONLY,
+        Sets("ChannelBuilder::service_config"),
+    ),
     opt(
         "grpc.service_config_disable_resolution",
         Bool,
@@ -772,6 +777,7 @@ enum Setting {
     BdpProbe(bool),
     HttpProxy(String),
     EnableHttpProxy(bool),
+    ServiceConfig(String),
     /// Accepted, type-checked, no effect.
     Ignored,
 }
@@ -884,6 +890,7 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.http2.bdp_probe" => Setting::BdpProbe(int != 0),
         "grpc.http_proxy" => Setting::HttpProxy(text),
         "grpc.enable_http_proxy" => Setting::EnableHttpProxy(int != 0),
+        "grpc.service_config" => Setting::ServiceConfig(text),
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),
@@ -1063,6 +1070,7 @@ impl ChannelBuilder {
             Setting::UserAgent(ua) => b.user_agent(&ua),
             Setting::HttpProxy(url) => b.http_proxy(&url),
             Setting::EnableHttpProxy(on) => b.enable_http_proxy(on),
+            Setting::ServiceConfig(json) => b.service_config(&json),
             Setting::Authority(a) => b.authority(&a),
             Setting::SslTargetNameOverride(name) => {
                 b.ssl_target_name_override = Some(name);

@@ -26,6 +26,9 @@ pub struct CallOptions {
     pub credentials: Option<CallCredentials>,
     /// The first metadata error from the builder methods; reported when the call is made.
     invalid: Option<String>,
+    /// `wait_for_ready` was set through a builder method: a service config's `waitForReady`
+    /// then does not override it.
+    wait_for_ready_set: bool,
 }
 
 impl CallOptions {
@@ -73,10 +76,18 @@ impl CallOptions {
         &mut self.metadata
     }
 
-    /// Sets `wait_for_ready`.
+    /// Sets `wait_for_ready` (overriding a service config's `waitForReady`).
     pub fn wait_for_ready(mut self, on: bool) -> Self {
         self.wait_for_ready = on;
+        self.wait_for_ready_set = true;
         self
+    }
+
+    /// Whether the caller chose `wait_for_ready`: through the builder methods, or by setting
+    /// the public field to `true` (a field set to `false` by hand cannot be told apart from
+    /// the default).
+    pub(crate) fn wait_for_ready_explicit(&self) -> bool {
+        self.wait_for_ready_set || self.wait_for_ready
     }
 
     /// Compresses this call's request messages with `encoding` (grpcio's per-call
@@ -150,9 +161,9 @@ impl<T> Request<T> {
         self
     }
 
-    /// Sets `wait_for_ready`.
+    /// Sets `wait_for_ready` (overriding a service config's `waitForReady`).
     pub fn wait_for_ready(mut self, on: bool) -> Self {
-        self.options.wait_for_ready = on;
+        self.options = self.options.wait_for_ready(on);
         self
     }
 

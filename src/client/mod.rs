@@ -21,6 +21,7 @@ mod credentials;
 mod future;
 mod interceptor;
 mod proxy;
+mod service_config;
 mod target;
 
 use std::collections::VecDeque;
@@ -74,6 +75,8 @@ pub struct ChannelBuilder {
     pub(crate) local: bool,
     /// HTTP CONNECT proxy settings (`proxy.rs` has the builder methods).
     pub(crate) proxy: proxy::ProxyOptions,
+    /// The service config's JSON, parsed at `build`.
+    pub(crate) service_config: Option<String>,
 }
 
 impl ChannelBuilder {
@@ -240,13 +243,48 @@ impl ChannelBuilder {
         self
     }
 
+    /// Sets the service config (gRPC's JSON format, as grpcio's `grpc.service_config`
+    /// option): per-method timeouts, `waitForReady` and message size limits, matched by service
+    /// and method name. A call's own timeout and the config's: the shorter wins; a call's own
+    /// `wait_for_ready` wins over the config's; the size limits are the smaller of the
+    /// channel's and the config's. `retryPolicy`, `hedgingPolicy`, `loadBalancingConfig`,
+    /// `loadBalancingPolicy`, `retryThrottling` and `healthCheckConfig` are checked but not
+    /// acted on yet. The JSON is parsed by [`build`](Self::build).
+    ///
+    /// ```
+    /// let channel = grpc_sync::Channel::builder("localhost:50051")
+    ///     .service_config(
+    ///         r#"{"methodConfig": [{
+    ///             "name": [{"service": "helloworld.Greeter"}],
+    ///             "timeout": "1.5s",
+    ///             "waitForReady": true,
+    ///             "maxRequestMessageBytes": 1048576
+    ///         }]}"#,
+    ///     )
+    ///     .build()?;
+    /// # drop(channel);
+    /// # Ok::<(), grpc_sync::Status>(())
+    /// ```
+    pub fn service_config(mut self, json: &str) -> Self {
+        self.service_config = Some(json.to_string());
+        self
+    }
+
     /// Builds the channel. Nothing connects until the first call (or
     /// [`Channel::wait_for_ready`]).
     ///
     /// # Errors
     /// INVALID_ARGUMENT if the target or the [`http_proxy`](Self::http_proxy) URL cannot be
-    /// parsed.
+    /// parsed, or the [`service_config`](Self::service_config) is malformed (the message names
+    /// the field).
     pub fn build(mut self) -> Result<Channel, Status> {
+        let service_config =
+            match &self.service_config {
+                Some(json) => Some(service_config::ServiceConfig::parse(json).map_err(|e| {
+                    Status::invalid_argument(format!("invalid service config: {e}"))
+                })?),
+                None => None,
+            };
         if let Some(name) = &self.ssl_target_name_override {
             self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
         }
@@ -286,6 +324,7 @@ impl ChannelBuilder {
                 compression: self.compression,
                 call_credentials: self.call_credentials,
                 local,
+                service_config,
             }),
             interceptors: None,
         })
@@ -304,6 +343,7 @@ struct ChannelInner {
     call_credentials: Option<CallCredentials>,
     /// An insecure channel the user marked local: call credentials may go.
     local: bool,
+    service_config: Option<service_config::ServiceConfig>,
 }
 
 /// A connection to a gRPC server: cheap to clone, safe to share between threads; calls from
@@ -334,6 +374,9 @@ impl std::fmt::Debug for Channel {
 struct Prepared {
     opts: CallOptions,
     deadline: Option<Instant>,
+    /// The message size limits: the channel's, lowered by the service config's.
+    max_send: usize,
+    max_recv: usize,
     /// Reports the call's end to the interceptors (`None` without any).
     guard: Option<interceptor::CallGuard>,
 }
@@ -809,6 +852,7 @@ impl Channel {
             call_credentials: None,
             local: false,
             proxy: proxy::ProxyOptions::default(),
+            service_config: None,
         }
     }
 
@@ -990,10 +1034,10 @@ impl Channel {
         }
     }
 
-    fn encode<Req: Message>(&self, msg: &Req, opts: &CallOptions) -> Result<BytesMut, Status> {
+    fn encode<Req: Message>(&self, msg: &Req, p: &Prepared) -> Result<BytesMut, Status> {
         let mut buf = BytesMut::with_capacity(5 + msg.encoded_len());
-        let enc = self.call_encoding(opts);
-        codec::encode_message_with(msg, &mut buf, self.inner.max_send, enc)?;
+        let enc = self.call_encoding(&p.opts);
+        codec::encode_message_with(msg, &mut buf, p.max_send, enc)?;
         Ok(buf)
     }
 
@@ -1009,11 +1053,24 @@ impl Channel {
         kind: CallKind,
         mut opts: CallOptions,
     ) -> Result<Prepared, Status> {
+        let (mut max_send, mut max_recv) = (self.inner.max_send, self.inner.max_recv);
+        if let Some(m) = self
+            .inner
+            .service_config
+            .as_ref()
+            .and_then(|c| c.method(path))
+        {
+            m.apply(&mut opts);
+            max_send = max_send.min(m.max_request_bytes.unwrap_or(usize::MAX));
+            max_recv = max_recv.min(m.max_response_bytes.unwrap_or(usize::MAX));
+        }
         let creds = self.inner.call_credentials.is_some() || opts.credentials.is_some();
         if self.interceptors.is_none() && !creds {
             return Ok(Prepared {
                 deadline: opts.timeout.map(|t| Instant::now() + t),
                 opts,
+                max_send,
+                max_recv,
                 guard: None,
             });
         }
@@ -1030,6 +1087,8 @@ impl Channel {
         let mut p = Prepared {
             deadline: opts.timeout.map(|t| Instant::now() + t),
             opts,
+            max_send,
+            max_recv,
             guard,
         };
         let res = self.add_credentials(path, &mut p);
@@ -1070,16 +1129,16 @@ impl Channel {
         &self,
         path: &'static str,
         framed: &[u8],
-        opts: &CallOptions,
-        deadline: Option<Instant>,
+        p: &Prepared,
     ) -> Result<Response<Bytes>, Status> {
+        let (opts, deadline) = (&p.opts, p.deadline);
         // The server saw nothing of a refused stream, so the request can go again; a few
         // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
         // than the client assumed before the server's SETTINGS arrived).
         let mut tries = 0;
         loop {
             let handle = self.open(path, opts, deadline, Some(framed))?;
-            let mut reader = ResponseReader::new(handle, self.inner.max_recv, deadline);
+            let mut reader = ResponseReader::new(handle, p.max_recv, deadline);
             match reader.read_unary() {
                 Err(_) if reader.refused && tries < 5 => tries += 1,
                 other => return other,
@@ -1103,10 +1162,9 @@ impl Channel {
     {
         let (msg, opts) = req.into_parts();
         let mut p = self.prepare(path, CallKind::Unary, opts)?;
-        let res = self.encode(&msg, &p.opts).and_then(|framed| {
-            self.unary_raw(path, &framed, &p.opts, p.deadline)?
-                .try_map(decode)
-        });
+        let res = self
+            .encode(&msg, &p)
+            .and_then(|framed| self.unary_raw(path, &framed, &p)?.try_map(decode));
         p.finish(res)
     }
 
@@ -1126,18 +1184,17 @@ impl Channel {
             Err(s) => return CallFuture::ready(Err(s)),
         };
         let opened = self
-            .encode(&msg, &p.opts)
+            .encode(&msg, &p)
             .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
         let handle = match opened {
             Ok(h) => h,
             Err(s) => return CallFuture::ready(p.finish(Err(s))),
         };
         let probe = handle.view();
-        let max_recv = self.inner.max_recv;
         CallFuture::pending(
             probe,
             Box::new(move |_| {
-                let mut reader = ResponseReader::new(handle, max_recv, p.deadline);
+                let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
                 let res = reader.read_unary().and_then(|r| r.try_map(decode));
                 p.finish(res)
             }),
@@ -1161,10 +1218,10 @@ impl Channel {
         let (msg, opts) = req.into_parts();
         let mut p = self.prepare(path, CallKind::ServerStreaming, opts)?;
         let opened = self
-            .encode(&msg, &p.opts)
+            .encode(&msg, &p)
             .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
         let handle = p.finish_if_err(opened)?;
-        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
+        let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
         reader.guard = p.guard.take();
         Ok(Streaming::from_source(reader))
     }
@@ -1186,12 +1243,12 @@ impl Channel {
         spawn_sender(
             handle.view(),
             iter,
-            self.inner.max_send,
+            p.max_send,
             self.call_encoding(&p.opts),
             p.deadline,
             error.clone(),
         );
-        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
+        let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
         reader.sender_error = Some(error);
         Ok(reader)
     }
@@ -1290,7 +1347,7 @@ impl Channel {
         let handle = p.finish_if_err(opened)?;
         let sender = RequestSender {
             view: handle.view(),
-            max_send: self.inner.max_send,
+            max_send: p.max_send,
             encoding: self.call_encoding(&p.opts),
             compress: true,
             deadline: p.deadline,
@@ -1298,7 +1355,7 @@ impl Channel {
             buf: BytesMut::new(),
             _t: std::marker::PhantomData,
         };
-        let mut reader = ResponseReader::new(handle, self.inner.max_recv, p.deadline);
+        let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
         reader.guard = p.guard.take();
         Ok((sender, Streaming::from_source(reader)))
     }

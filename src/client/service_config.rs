@@ -1,0 +1,497 @@
+//! The service config (gRPC's `doc/service_config.md`): JSON given with
+//! [`ChannelBuilder::service_config`](crate::ChannelBuilder::service_config) or the
+//! `grpc.service_config` option, parsed when the channel is built.
+//!
+//! Acted on: each `methodConfig`'s `timeout`, `waitForReady`, `maxRequestMessageBytes` and
+//! `maxResponseMessageBytes`, for the calls its `name` list matches. Parsed, type-checked and
+//! kept but not acted on yet: `retryPolicy`, `hedgingPolicy`, `loadBalancingConfig`,
+//! `loadBalancingPolicy`, `retryThrottling`, `healthCheckConfig` (issue 16's later items). Other
+//! fields are ignored, as gRPC does, so configs written for newer gRPC versions still load.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::call::CallOptions;
+
+/// A parsed service config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ServiceConfig {
+    methods: Vec<MethodConfig>,
+    /// `(service, method, index into methods)`; `method` empty for a whole service, both
+    /// empty for the default. A handful of entries: a scan is cheaper than hashing.
+    names: Vec<(String, String, usize)>,
+    /// Kept for load balancing (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) load_balancing_policy: Option<String>,
+    /// Kept for load balancing (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) load_balancing_config: Option<Value>,
+    /// Kept for retries (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) retry_throttling: Option<Value>,
+    /// Kept for client-side health checking (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) health_check_config: Option<Value>,
+}
+
+/// One `methodConfig` entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct MethodConfig {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) wait_for_ready: Option<bool>,
+    pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) max_response_bytes: Option<usize>,
+    /// Kept for retries (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) retry_policy: Option<Value>,
+    /// Kept for hedging (not acted on yet).
+    #[allow(dead_code)]
+    pub(crate) hedging_policy: Option<Value>,
+}
+
+/// The largest `timeout` a proto Duration holds (10 000 years, in seconds).
+const MAX_DURATION_SECS: u64 = 315_576_000_000;
+
+impl ServiceConfig {
+    /// Parses `json`.
+    ///
+    /// # Errors
+    /// A message naming the bad field, e.g.
+    /// `methodConfig[0].timeout: "abc" is not a duration like "1.5s"`.
+    pub(crate) fn parse(json: &str) -> Result<ServiceConfig, String> {
+        let root: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+        let root = root
+            .as_object()
+            .ok_or_else(|| format!("the service config must be a JSON object, not {root}"))?;
+        let mut config = ServiceConfig {
+            load_balancing_policy: field(root, "", "loadBalancingPolicy", Kind::String)?
+                .map(|v| v.as_str().unwrap_or_default().to_string()),
+            load_balancing_config: field(root, "", "loadBalancingConfig", Kind::Array)?.cloned(),
+            retry_throttling: field(root, "", "retryThrottling", Kind::Object)?.cloned(),
+            health_check_config: field(root, "", "healthCheckConfig", Kind::Object)?.cloned(),
+            ..ServiceConfig::default()
+        };
+        let Some(list) = field(root, "", "methodConfig", Kind::Array)? else {
+            return Ok(config);
+        };
+        for (i, entry) in list.as_array().into_iter().flatten().enumerate() {
+            let at = format!("methodConfig[{i}]");
+            let obj = entry
+                .as_object()
+                .ok_or_else(|| format!("{at}: {entry} is not an object"))?;
+            config.add_names(obj, &at, i)?;
+            config.methods.push(MethodConfig {
+                timeout: match field(obj, &at, "timeout", Kind::String)? {
+                    Some(v) => Some(duration(v.as_str().unwrap_or_default(), &at)?),
+                    None => None,
+                },
+                wait_for_ready: field(obj, &at, "waitForReady", Kind::Bool)?
+                    .and_then(Value::as_bool),
+                max_request_bytes: size(obj, &at, "maxRequestMessageBytes")?,
+                max_response_bytes: size(obj, &at, "maxResponseMessageBytes")?,
+                retry_policy: field(obj, &at, "retryPolicy", Kind::Object)?.cloned(),
+                hedging_policy: field(obj, &at, "hedgingPolicy", Kind::Object)?.cloned(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Reads method config `index`'s `name` list into `self.names`, refusing a name another
+    /// method config already has (as gRPC does).
+    fn add_names(
+        &mut self,
+        obj: &Map<String, Value>,
+        at: &str,
+        index: usize,
+    ) -> Result<(), String> {
+        let Some(names) = field(obj, at, "name", Kind::Array)? else {
+            return Ok(());
+        };
+        for (j, name) in names.as_array().into_iter().flatten().enumerate() {
+            let at = format!("{at}.name[{j}]");
+            let n = name
+                .as_object()
+                .ok_or_else(|| format!("{at}: {name} is not an object"))?;
+            let text = |key| -> Result<String, String> {
+                Ok(field(n, &at, key, Kind::String)?
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string())
+            };
+            let (service, method) = (text("service")?, text("method")?);
+            if service.is_empty() && !method.is_empty() {
+                return Err(format!(
+                    "{at}: method {method:?} is given without a service"
+                ));
+            }
+            if self
+                .names
+                .iter()
+                .any(|(s, m, _)| *s == service && *m == method)
+            {
+                let what = match (service.is_empty(), method.is_empty()) {
+                    (true, _) => "the default (no service)".to_string(),
+                    (false, true) => format!("service {service:?}"),
+                    (false, false) => format!("{service}/{method}"),
+                };
+                return Err(format!(
+                    "{at}: {what} is named by more than one method config"
+                ));
+            }
+            self.names.push((service, method, index));
+        }
+        Ok(())
+    }
+
+    /// The method config for `path` (`/service/method`): the one naming that method, else
+    /// the one naming its service, else the default.
+    pub(crate) fn method(&self, path: &str) -> Option<&MethodConfig> {
+        let (service, method) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .unwrap_or(("", ""));
+        let find = |s: &str, m: &str| {
+            self.names
+                .iter()
+                .find(|(ns, nm, _)| ns == s && nm == m)
+                .map(|&(_, _, i)| &self.methods[i])
+        };
+        (!service.is_empty())
+            .then(|| find(service, method).or_else(|| find(service, "")))
+            .flatten()
+            .or_else(|| find("", ""))
+    }
+}
+
+impl MethodConfig {
+    /// Applies this config to a call's options: the shorter of the two timeouts, and
+    /// `waitForReady` unless the caller chose.
+    pub(crate) fn apply(&self, opts: &mut CallOptions) {
+        if let Some(t) = self.timeout {
+            opts.timeout = Some(opts.timeout.map_or(t, |own| own.min(t)));
+        }
+        if let Some(w) = self.wait_for_ready {
+            if !opts.wait_for_ready_explicit() {
+                opts.wait_for_ready = w;
+            }
+        }
+    }
+}
+
+/// The JSON types a field may have.
+#[derive(Clone, Copy)]
+enum Kind {
+    String,
+    Bool,
+    Array,
+    Object,
+}
+
+impl Kind {
+    fn fits(self, v: &Value) -> bool {
+        match self {
+            Kind::String => v.is_string(),
+            Kind::Bool => v.is_boolean(),
+            Kind::Array => v.is_array(),
+            Kind::Object => v.is_object(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "a string",
+            Kind::Bool => "true or false",
+            Kind::Array => "a list",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// `obj[key]` if present and not null, checked to be of `kind`.
+fn field<'a>(
+    obj: &'a Map<String, Value>,
+    at: &str,
+    key: &str,
+    kind: Kind,
+) -> Result<Option<&'a Value>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) if kind.fits(v) => Ok(Some(v)),
+        Some(v) => Err(format!("{}: {v} is not {}", path(at, key), kind.name())),
+    }
+}
+
+fn path(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+/// A message size: a non-negative integer that fits a uint32, as a number or a string (proto3
+/// JSON writes 64-bit integers as strings, and gRPC accepts both).
+fn size(obj: &Map<String, Value>, at: &str, key: &str) -> Result<Option<usize>, String> {
+    let Some(v) = obj.get(key).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    };
+    match n.filter(|&n| n <= u64::from(u32::MAX)) {
+        Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        None => Err(format!(
+            "{}: {v} is not a byte count (an integer from 0 to 4294967295)",
+            path(at, key)
+        )),
+    }
+}
+
+/// A proto Duration in JSON: seconds with up to nine decimals and an `s` (`"1.5s"`, `"30s"`).
+fn duration(text: &str, at: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "{}: {text:?} is not a duration like \"1.5s\"",
+            path(at, "timeout")
+        )
+    };
+    let digits = text.strip_suffix('s').ok_or_else(bad)?;
+    let (secs, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !all_digits(secs) || !all_digits(frac) || frac.len() > 9 {
+        return Err(bad());
+    }
+    if digits.ends_with('.') {
+        return Err(bad());
+    }
+    let secs: u64 = secs.parse().map_err(|_| bad())?;
+    if secs > MAX_DURATION_SECS {
+        return Err(bad());
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    };
+    Ok(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        ServiceConfig::parse(json).unwrap_err()
+    }
+
+    const FULL: &str = r#"{
+        "loadBalancingPolicy": "round_robin",
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+        "healthCheckConfig": {"serviceName": "x"},
+        "methodConfig": [
+            {"name": [{}], "timeout": "10s", "waitForReady": true},
+            {"name": [{"service": "a.S"}], "timeout": "1.5s",
+             "maxRequestMessageBytes": 100, "maxResponseMessageBytes": "2000"},
+            {"name": [{"service": "a.S", "method": "M"}, {"service": "b.T", "method": "N"}],
+             "timeout": "0.000000001s", "waitForReady": false,
+             "retryPolicy": {"maxAttempts": 3}, "hedgingPolicy": {}},
+            {"name": [{"service": "c.U"}]}
+        ]
+    }"#;
+
+    #[test]
+    fn parses_every_field() {
+        let c = ServiceConfig::parse(FULL).unwrap();
+        assert_eq!(c.load_balancing_policy.as_deref(), Some("round_robin"));
+        assert!(c.load_balancing_config.is_some());
+        assert!(c.retry_throttling.is_some());
+        assert!(c.health_check_config.is_some());
+        assert_eq!(c.methods.len(), 4);
+        assert_eq!(c.methods[0].timeout, Some(Duration::from_secs(10)));
+        assert_eq!(c.methods[0].wait_for_ready, Some(true));
+        assert_eq!(c.methods[1].timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(c.methods[1].max_request_bytes, Some(100));
+        assert_eq!(c.methods[1].max_response_bytes, Some(2000));
+        assert_eq!(c.methods[2].timeout, Some(Duration::from_nanos(1)));
+        assert!(c.methods[2].retry_policy.is_some());
+        assert!(c.methods[2].hedging_policy.is_some());
+    }
+
+    #[test]
+    fn matches_the_most_specific_name() {
+        let c = ServiceConfig::parse(
+            r#"{"methodConfig": [
+                {"name": [{"service": ""}], "timeout": "1s"},
+                {"name": [{"service": "a.S"}], "timeout": "2s"},
+                {"name": [{"service": "a.S", "method": "M"}], "timeout": "3s"}
+            ]}"#,
+        )
+        .unwrap();
+        let t = |p: &str| c.method(p).and_then(|m| m.timeout).map(|d| d.as_secs());
+        assert_eq!(t("/a.S/M"), Some(3));
+        assert_eq!(t("/a.S/Other"), Some(2));
+        assert_eq!(t("/b.T/M"), Some(1));
+        assert_eq!(t("not-a-path"), Some(1));
+        let none =
+            ServiceConfig::parse(r#"{"methodConfig": [{"name": [{"service": "a.S"}]}]}"#).unwrap();
+        assert!(none.method("/b.T/M").is_none());
+        assert!(ServiceConfig::parse("{}")
+            .unwrap()
+            .method("/a.S/M")
+            .is_none());
+    }
+
+    #[test]
+    fn applies_the_shorter_timeout_and_a_default_wait_for_ready() {
+        let m = MethodConfig {
+            timeout: Some(Duration::from_secs(2)),
+            wait_for_ready: Some(true),
+            ..MethodConfig::default()
+        };
+        let mut o = CallOptions::new();
+        m.apply(&mut o);
+        assert_eq!(o.timeout, Some(Duration::from_secs(2)));
+        assert!(o.wait_for_ready);
+        let mut o = CallOptions::new()
+            .timeout(Duration::from_secs(1))
+            .wait_for_ready(false);
+        m.apply(&mut o);
+        assert_eq!(o.timeout, Some(Duration::from_secs(1)));
+        assert!(!o.wait_for_ready, "the caller's choice wins");
+        let mut o = CallOptions::new().timeout(Duration::from_secs(5));
+        m.apply(&mut o);
+        assert_eq!(o.timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s| duration(s, "m");
+        assert_eq!(d("0s"), Ok(Duration::ZERO));
+        assert_eq!(d("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(d("0.25s"), Ok(Duration::from_millis(250)));
+        assert_eq!(d("3.000000007s"), Ok(Duration::new(3, 7)));
+        for bad in [
+            "abc",
+            "1",
+            "s",
+            ".5s",
+            "1.s",
+            "-1s",
+            "1.0000000001s",
+            "1e3s",
+            " 1s",
+            "1ms",
+        ] {
+            assert_eq!(
+                d(bad).unwrap_err(),
+                format!("m.timeout: {bad:?} is not a duration like \"1.5s\""),
+            );
+        }
+        assert!(d("315576000001s").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err("{").starts_with("not valid JSON"), "{}", err("{"));
+        assert_eq!(
+            err("[]"),
+            "the service config must be a JSON object, not []"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"timeout": "abc"}]}"#),
+            r#"methodConfig[0].timeout: "abc" is not a duration like "1.5s""#
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{}, {"timeout": 5}]}"#),
+            "methodConfig[1].timeout: 5 is not a string"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": {}}"#),
+            "methodConfig: {} is not a list"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [7]}"#),
+            "methodConfig[0]: 7 is not an object"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"waitForReady": "yes"}]}"#),
+            r#"methodConfig[0].waitForReady: "yes" is not true or false"#
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"maxRequestMessageBytes": -1}]}"#),
+            "methodConfig[0].maxRequestMessageBytes: -1 is not a byte count (an integer from 0 \
+             to 4294967295)"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"maxResponseMessageBytes": "lots"}]}"#),
+            "methodConfig[0].maxResponseMessageBytes: \"lots\" is not a byte count (an integer \
+             from 0 to 4294967295)"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"name": {"service": "a"}}]}"#),
+            r#"methodConfig[0].name: {"service":"a"} is not a list"#
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"name": [{"service": 1}]}]}"#),
+            "methodConfig[0].name[0].service: 1 is not a string"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"name": [{"method": "M"}]}]}"#),
+            r#"methodConfig[0].name[0]: method "M" is given without a service"#
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"retryPolicy": []}]}"#),
+            "methodConfig[0].retryPolicy: [] is not an object"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"hedgingPolicy": 1}]}"#),
+            "methodConfig[0].hedgingPolicy: 1 is not an object"
+        );
+        assert_eq!(
+            err(r#"{"loadBalancingPolicy": 1}"#),
+            "loadBalancingPolicy: 1 is not a string"
+        );
+        assert_eq!(
+            err(r#"{"loadBalancingConfig": {}}"#),
+            "loadBalancingConfig: {} is not a list"
+        );
+        assert_eq!(
+            err(r#"{"retryThrottling": 1}"#),
+            "retryThrottling: 1 is not an object"
+        );
+        assert_eq!(
+            err(r#"{"healthCheckConfig": "x"}"#),
+            r#"healthCheckConfig: "x" is not an object"#
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        assert_eq!(
+            err(
+                r#"{"methodConfig": [{"name": [{"service": "a.S", "method": "M"}]},
+                                      {"name": [{"service": "a.S", "method": "M"}]}]}"#
+            ),
+            "methodConfig[1].name[0]: a.S/M is named by more than one method config"
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"name": [{"service": "a.S"}, {"service": "a.S"}]}]}"#),
+            r#"methodConfig[0].name[1]: service "a.S" is named by more than one method config"#
+        );
+        assert_eq!(
+            err(r#"{"methodConfig": [{"name": [{}]}, {"name": [{"service": ""}]}]}"#),
+            "methodConfig[1].name[0]: the default (no service) is named by more than one \
+             method config"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let c = ServiceConfig::parse(r#"{"future": 1, "methodConfig": [{"other": []}]}"#).unwrap();
+        assert_eq!(c.methods.len(), 1);
+    }
+}
