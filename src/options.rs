@@ -179,8 +179,7 @@ use ValueKind::{Bool, Int, Str};
 
 const CLIENT_ONLY: Effect = Ignored("a client setting (grpcio ignores it on servers too)");
 const SERVER_ONLY: Effect = Ignored("a server setting (grpcio ignores it on channels too)");
-const NO_RESOLVER: Effect =
-    Ignored("name resolution, load balancing and service configs are not implemented");
+const NO_RESOLVER: Effect = Ignored("name resolution and load balancing are not implemented");
 const NO_TELEMETRY: Effect = Ignored("no census, channelz or stats plugins here");
 const TCP_TUNING: Effect = Ignored("grpcio's TCP read/write tuning; sockets use kernel defaults");
 
