@@ -54,7 +54,7 @@ pub fn browser_or_skip() -> Option<Browser> {
     let got = BROWSER.get_or_init(provision).clone();
     match got {
         Ok(b) => Some(b),
-        Err(msg) if skip_system_tests() => {
+        Err(msg) if super::tools::skip_requested() => {
             note(&format!(
                 "skipped the browser test (GRPC_SYNC_SKIP_SYSTEM_TESTS=1): {msg}"
             ));
@@ -62,10 +62,6 @@ pub fn browser_or_skip() -> Option<Browser> {
         }
         Err(msg) => panic!("{msg}"),
     }
-}
-
-fn skip_system_tests() -> bool {
-    super::tools::skip_requested()
 }
 
 /// The web-test folder: `target/web-test`.
