@@ -41,7 +41,7 @@ pub mod web;
 pub use client::{
     intercept_channel, CallCredentials, CallFuture, CallOptions, Channel, ChannelBuilder,
     ClientInterceptor, CompositeChannelCredentials, ConnectivityState, IntoRequest,
-    IntoStreamingRequest, Request, RequestSender, Response,
+    IntoStreamingRequest, Request, RequestSender, Resolver, Response,
 };
 pub use compression::CompressionEncoding;
 pub use metadata::MetadataMap;

@@ -179,7 +179,11 @@ use ValueKind::{Bool, Int, Str};
 
 const CLIENT_ONLY: Effect = Ignored("a client setting (grpcio ignores it on servers too)");
 const SERVER_ONLY: Effect = Ignored("a server setting (grpcio ignores it on channels too)");
-const NO_RESOLVER: Effect = Ignored("name resolution and load balancing are not implemented");
+const NO_SRV: Effect =
+    Ignored("names are looked up with the system resolver (getaddrinfo): no SRV or c-ares");
+const SERVICE_CONFIG_LOCAL: Effect =
+    Ignored("the service config comes only from the channel (the resolver gives addresses)");
+const NO_SHARED_SUBCHANNELS: Effect = Ignored("subchannels are never shared between channels");
 const NO_TELEMETRY: Effect = Ignored("no census, channelz or stats plugins here");
 const TCP_TUNING: Effect = Ignored("grpcio's TCP read/write tuning; sockets use kernel defaults");
 
@@ -545,19 +549,34 @@ pub const KNOWN_OPTIONS: &[KnownOption] = &[
         "grpc.service_config_disable_resolution",
         Bool,
         CLIENT_ONLY,
-        NO_RESOLVER,
+        SERVICE_CONFIG_LOCAL,
     ),
-    opt("grpc.lb_policy_name", Str, CLIENT_ONLY, NO_RESOLVER),
+    opt(
+        "grpc.lb_policy_name",
+        Str,
+        CLIENT_ONLY,
+        Sets("ChannelBuilder::lb_policy"),
+    ),
     opt(
         "grpc.dns_min_time_between_resolutions_ms",
         Int,
         CLIENT_ONLY,
-        NO_RESOLVER,
+        Sets("ChannelBuilder::min_time_between_resolutions"),
     ),
-    opt("grpc.dns_enable_srv_queries", Bool, CLIENT_ONLY, NO_RESOLVER),
-    opt("grpc.dns_ares_query_timeout", Int, CLIENT_ONLY, NO_RESOLVER),
-    opt("grpc.use_local_subchannel_pool", Bool, CLIENT_ONLY, NO_RESOLVER),
-    opt("grpc.inhibit_health_checking", Bool, CLIENT_ONLY, NO_RESOLVER),
+    opt("grpc.dns_enable_srv_queries", Bool, CLIENT_ONLY, NO_SRV),
+    opt("grpc.dns_ares_query_timeout", Int, CLIENT_ONLY, NO_SRV),
+    opt(
+        "grpc.use_local_subchannel_pool",
+        Bool,
+        CLIENT_ONLY,
+        NO_SHARED_SUBCHANNELS,
+    ),
+    opt(
+        "grpc.inhibit_health_checking",
+        Bool,
+        CLIENT_ONLY,
+        Sets("ChannelBuilder::inhibit_health_checking"),
+    ),
     opt(
         "grpc.enable_http_proxy",
         Bool,
@@ -777,6 +796,9 @@ enum Setting {
     HttpProxy(String),
     EnableHttpProxy(bool),
     ServiceConfig(String),
+    LbPolicy(String),
+    MinResolutionInterval(Duration),
+    InhibitHealthChecking(bool),
     /// Accepted, type-checked, no effect.
     Ignored,
 }
@@ -890,6 +912,9 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.http_proxy" => Setting::HttpProxy(text),
         "grpc.enable_http_proxy" => Setting::EnableHttpProxy(int != 0),
         "grpc.service_config" => Setting::ServiceConfig(text),
+        "grpc.lb_policy_name" => Setting::LbPolicy(text),
+        "grpc.dns_min_time_between_resolutions_ms" => Setting::MinResolutionInterval(millis()?),
+        "grpc.inhibit_health_checking" => Setting::InhibitHealthChecking(int != 0),
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),
@@ -1070,6 +1095,9 @@ impl ChannelBuilder {
             Setting::HttpProxy(url) => b.http_proxy(&url),
             Setting::EnableHttpProxy(on) => b.enable_http_proxy(on),
             Setting::ServiceConfig(json) => b.service_config(&json),
+            Setting::LbPolicy(name) => b.lb_policy(&name),
+            Setting::MinResolutionInterval(d) => b.min_time_between_resolutions(d),
+            Setting::InhibitHealthChecking(on) => b.inhibit_health_checking(on),
             Setting::Authority(a) => b.authority(&a),
             Setting::SslTargetNameOverride(name) => {
                 b.ssl_target_name_override = Some(name);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::proxy::{self, Route};
+use crate::client::resolver::AddressBook;
 use crate::client::target::Target;
 use crate::h2::conn::{Connection, Role};
 use crate::h2::settings::Config as H2Config;
@@ -15,6 +16,7 @@ use crate::transport::driver::{lock, run_reader, Shared};
 use crate::transport::tls;
 
 /// A channel's TLS settings: the rustls configuration and the name to verify the server as.
+#[derive(Clone)]
 pub(crate) struct ClientTls {
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: String,
@@ -111,6 +113,7 @@ impl Backoff {
 }
 
 /// Where one connection attempt goes.
+#[derive(Clone)]
 enum Dial {
     /// Straight to this address.
     Direct(std::net::SocketAddr),
@@ -139,7 +142,15 @@ struct Slot {
 /// Owns the channel's current connection and decides when to make a new one.
 pub(crate) struct Connector {
     target: Target,
+    /// Where the addresses come from (the resolver's output, or the literal list).
+    book: Arc<AddressBook>,
+    /// A subchannel of a `round_robin` channel: only this address.
+    only: Option<std::net::SocketAddr>,
+    /// The addresses came from a user's resolver: each is checked against `no_proxy` on its
+    /// own (a `dns:` name is checked once, by name).
+    custom_resolver: bool,
     h2: H2Config,
+    backoff_cfg: BackoffConfig,
     /// The keepalive interval for the next connection, in milliseconds (0: off): the
     /// configured one, doubled each time a server answered our pings with GOAWAY
     /// ENHANCE_YOUR_CALM `too_many_pings` (as grpc-go and the C core do).
@@ -166,9 +177,18 @@ fn usable(shared: &Shared) -> bool {
 }
 
 impl Connector {
-    pub fn new(target: Target, h2: H2Config, backoff: BackoffConfig) -> Connector {
+    pub fn new(
+        target: Target,
+        book: Arc<AddressBook>,
+        h2: H2Config,
+        backoff: BackoffConfig,
+    ) -> Connector {
         Connector {
             target,
+            book,
+            only: None,
+            custom_resolver: false,
+            backoff_cfg: backoff,
             keepalive_ms: std::sync::atomic::AtomicU64::new(h2.keepalive.time.map_or(0, |t| {
                 u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
             })),
@@ -211,8 +231,62 @@ impl Connector {
         self
     }
 
+    /// Marks the book as fed by a user's [`Resolver`](crate::client::Resolver).
+    pub fn with_custom_resolver(mut self) -> Connector {
+        self.custom_resolver = true;
+        self
+    }
+
+    /// A connector with the same settings for one address only: a subchannel of a
+    /// `round_robin` channel, with its own connection, state and back-off.
+    pub fn subchannel(&self, addr: std::net::SocketAddr) -> Connector {
+        let mut h2 = self.h2.clone();
+        let ms = self.keepalive_ms.load(std::sync::atomic::Ordering::Relaxed);
+        h2.keepalive.time = (ms > 0).then(|| Duration::from_millis(ms));
+        let mut c = Connector::new(self.target.clone(), self.book.clone(), h2, self.backoff_cfg);
+        c.only = Some(addr);
+        c.custom_resolver = self.custom_resolver;
+        c.tls = self.tls.clone();
+        c.loopback_only = self.loopback_only;
+        c.proxy = self.proxy.clone();
+        c
+    }
+
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    pub fn book(&self) -> &Arc<AddressBook> {
+        &self.book
+    }
+
+    /// Whether every connection goes through the proxy to the target's name (which the
+    /// proxy resolves): then there is one address to balance over, the proxy.
+    pub fn tunnels_name(&self) -> bool {
+        match &self.target {
+            Target::Dns { host_port } if !self.custom_resolver => {
+                let port = host_port
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse().ok())
+                    .unwrap_or(443);
+                self.proxy
+                    .as_ref()
+                    .is_some_and(|route| route.applies_to(&self.target.host(), port))
+            }
+            _ => false,
+        }
+    }
+
+    /// The current connection if it is usable; never connects.
+    pub fn current(&self) -> Option<Arc<Shared>> {
+        let s = lock(&self.slot);
+        s.conn.as_ref().filter(|c| usable(c)).cloned()
+    }
+
+    /// When the back-off after the last failed attempt ends, and that attempt's error.
+    pub fn backoff_until(&self) -> (Option<Instant>, Option<String>) {
+        let s = lock(&self.slot);
+        (s.retry_at, s.last_error.clone())
     }
 
     /// The current state; with `try_to_connect`, an idle channel starts connecting (on this
@@ -277,6 +351,8 @@ impl Connector {
                         ms.saturating_mul(2)
                     );
                 }
+                // A lost connection or a GOAWAY may mean the servers moved.
+                self.book.request_resolution();
                 s.conn = None;
             }
             let now = Instant::now();
@@ -357,6 +433,7 @@ impl Connector {
                     );
                     s.retry_at = Some(Instant::now() + delay);
                     s.last_error = Some(e.clone());
+                    self.book.request_resolution();
                     if !wait_for_ready {
                         return Err(Status::unavailable(e));
                     }
@@ -401,33 +478,23 @@ impl Connector {
                 "TLS over Unix domain sockets is not supported (unix:{path}): use an insecure channel"
             ));
         }
-        let dials = self.dials()?;
-        let single = dials.len() == 1;
         let mut errors = Vec::new();
-        for dial in dials {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                errors.push(format!("{dial}: connect timed out"));
-                break;
-            }
-            if let Dial::Direct(a) = &dial {
-                if self.loopback_only && !a.ip().to_canonical().is_loopback() {
+        let mut dials = self.dials(deadline)?;
+        if self.loopback_only {
+            dials.retain(|dial| match dial {
+                Dial::Direct(a) if !a.ip().to_canonical().is_loopback() => {
                     errors.push(format!(
                         "{a}: not a loopback address, and a local channel (ChannelBuilder::local) \
                          connects only to loopback addresses or Unix sockets"
                     ));
-                    continue;
+                    false
                 }
-            }
-            let opened = match (&dial, &self.proxy) {
-                (Dial::Direct(a), _) => TcpStream::connect_timeout(a, left)
-                    .map(|sock| (sock, Vec::new()))
-                    .map_err(|e| format!("{a}: {e}")),
-                (Dial::Tunnel(authority), Some(route)) => {
-                    proxy::tunnel(&route.proxy, authority, deadline)
-                }
-                (Dial::Tunnel(_), None) => Err("no proxy".to_string()),
-            };
+                _ => true,
+            });
+        }
+        let single = dials.len() == 1;
+        let mut race = Race::new(dials, self.proxy.clone(), deadline);
+        while let Some((dial, opened)) = race.next() {
             let (sock, first) = match opened {
                 Ok(opened) => opened,
                 // Through a proxy, its own words name it and the target.
@@ -442,6 +509,7 @@ impl Connector {
                 Err(e) => errors.push(format!("{dial}: {e}")),
             }
         }
+        errors.extend(race.timed_out());
         Err(format!(
             "failed to connect to all addresses of {}; {}",
             self.target,
@@ -449,44 +517,33 @@ impl Connector {
         ))
     }
 
-    /// Where this attempt connects: a tunnel through the proxy, unless `no_proxy` names the
-    /// host, else every address the target resolves to. A name behind the proxy is not
-    /// resolved here: the proxy resolves it (the client may have no DNS for it).
-    fn dials(&self) -> Result<Vec<Dial>, String> {
-        let proxied = |host: &str, port: u16| {
-            self.proxy
+    /// Where this attempt connects: a tunnel through the proxy to the target's name, unless
+    /// `no_proxy` names the host (the proxy resolves it: the client may have no DNS for it);
+    /// else the addresses the resolver gave (one, for a subchannel), each through the proxy
+    /// if it applies to that address.
+    fn dials(&self, deadline: Instant) -> Result<Vec<Dial>, String> {
+        let by_address = |a: std::net::SocketAddr| {
+            let proxied = self
+                .proxy
                 .as_ref()
-                .is_some_and(|route| route.applies_to(host, port))
+                .is_some_and(|route| route.applies_to(&a.ip().to_string(), a.port()));
+            // A resolved name was checked against no_proxy by name already.
+            let by_ip = self.custom_resolver || !matches!(self.target, Target::Dns { .. });
+            match proxied && by_ip {
+                true => Dial::Tunnel(a.to_string()),
+                false => Dial::Direct(a),
+            }
         };
-        match &self.target {
-            Target::Dns { host_port } => {
-                let port = host_port
-                    .rsplit_once(':')
-                    .and_then(|(_, p)| p.parse().ok())
-                    .unwrap_or(443);
-                if proxied(&self.target.host(), port) {
-                    return Ok(vec![Dial::Tunnel(host_port.clone())]);
-                }
-            }
-            Target::Addrs(addrs) => {
-                return Ok(addrs
-                    .iter()
-                    .map(|a| match proxied(&a.ip().to_string(), a.port()) {
-                        true => Dial::Tunnel(a.to_string()),
-                        false => Dial::Direct(*a),
-                    })
-                    .collect())
-            }
-            Target::Unix(_) => {}
+        if let Some(a) = self.only {
+            return Ok(vec![by_address(a)]);
         }
-        let addrs = self
-            .target
-            .resolve()
-            .map_err(|e| format!("DNS resolution failed for {}: {e}", self.target))?;
-        if addrs.is_empty() {
-            return Err(format!("{} resolved to no addresses", self.target));
+        if let Target::Dns { host_port } = &self.target {
+            if self.tunnels_name() {
+                return Ok(vec![Dial::Tunnel(host_port.clone())]);
+            }
         }
-        Ok(addrs.into_iter().map(Dial::Direct).collect())
+        let addrs = self.book.wait_addrs(Some(deadline))?;
+        Ok(addrs.iter().copied().map(by_address).collect())
     }
 
     /// TLS (if the channel has it) and then HTTP/2 on a connected socket; `first` holds the
@@ -575,6 +632,133 @@ impl Connector {
     }
 }
 
+/// gRFC A61's "connection attempt delay": the next address is tried when the current
+/// attempt has not finished after this long, without giving up on the current one.
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+type Opened = Result<(TcpStream, Vec<u8>), String>;
+
+/// Opens TCP connections (or proxy tunnels) to a list of addresses in order, staggered as
+/// pick_first does (gRFC A61): an attempt starts when the one before failed or has run for
+/// [`ATTEMPT_DELAY`]; results come back in the order they finish. One address is dialled on
+/// the caller's thread; more get a short-lived thread per attempt, and a socket that
+/// connects after another won is closed as it arrives.
+struct Race {
+    queue: std::collections::VecDeque<Dial>,
+    proxy: Option<Route>,
+    deadline: Instant,
+    /// Indices into `started` of the attempts not finished.
+    in_flight: Vec<usize>,
+    last_start: Instant,
+    tx: crossbeam_channel::Sender<(usize, Opened)>,
+    rx: crossbeam_channel::Receiver<(usize, Opened)>,
+    started: Vec<Dial>,
+}
+
+fn open_dial(dial: &Dial, proxy: Option<&Route>, deadline: Instant) -> Opened {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(format!("{dial}: connect timed out"));
+    }
+    match (dial, proxy) {
+        (Dial::Direct(a), _) => TcpStream::connect_timeout(a, left)
+            .map(|sock| (sock, Vec::new()))
+            .map_err(|e| format!("{a}: {e}")),
+        (Dial::Tunnel(authority), Some(route)) => proxy::tunnel(&route.proxy, authority, deadline),
+        (Dial::Tunnel(_), None) => Err("no proxy".to_string()),
+    }
+}
+
+impl Race {
+    fn new(dials: Vec<Dial>, proxy: Option<Route>, deadline: Instant) -> Race {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Race {
+            queue: dials.into(),
+            proxy,
+            deadline,
+            in_flight: Vec::new(),
+            last_start: Instant::now(),
+            tx,
+            rx,
+            started: Vec::new(),
+        }
+    }
+
+    /// The next finished attempt; `None` when every address was tried or the deadline passed.
+    fn next(&mut self) -> Option<(Dial, Opened)> {
+        loop {
+            if self.in_flight.is_empty() {
+                let dial = self.queue.pop_front()?;
+                if self.queue.is_empty() && self.started.is_empty() {
+                    // The only address: no thread needed.
+                    let opened = open_dial(&dial, self.proxy.as_ref(), self.deadline);
+                    self.started.push(dial.clone());
+                    return Some((dial, opened));
+                }
+                self.launch(dial);
+                continue;
+            }
+            let until = match self.queue.is_empty() {
+                true => self.deadline,
+                false => (self.last_start + ATTEMPT_DELAY).min(self.deadline),
+            };
+            match self.rx.recv_deadline(until) {
+                Ok((i, opened)) => {
+                    let dial = self.started[i].clone();
+                    self.in_flight.retain(|&j| j != i);
+                    if opened.is_err() {
+                        if let Some(next) = self.queue.pop_front() {
+                            self.launch(next);
+                        }
+                    }
+                    return Some((dial, opened));
+                }
+                Err(_) if Instant::now() >= self.deadline => return None,
+                Err(_) => {
+                    if let Some(next) = self.queue.pop_front() {
+                        self.launch(next);
+                    }
+                }
+            }
+        }
+    }
+
+    fn launch(&mut self, dial: Dial) {
+        let i = self.started.len();
+        self.started.push(dial.clone());
+        self.in_flight.push(i);
+        self.last_start = Instant::now();
+        let (tx, proxy, deadline) = (self.tx.clone(), self.proxy.clone(), self.deadline);
+        let spawned = std::thread::Builder::new()
+            .name("grpc-connect".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                // A send to a race already decided drops (closes) the socket.
+                let _ = tx.send((i, open_dial(&dial, proxy.as_ref(), deadline)));
+            });
+        if spawned.is_err() {
+            let _ = self
+                .tx
+                .send((i, Err("cannot spawn a connect thread".to_string())));
+        }
+    }
+
+    /// The attempts still under way when the deadline passed, as errors.
+    fn timed_out(&self) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .in_flight
+            .iter()
+            .map(|&i| format!("{}: connect timed out", self.started[i]))
+            .collect();
+        left.extend(
+            self.queue
+                .iter()
+                .map(|d| format!("{d}: not tried before the deadline")),
+        );
+        left
+    }
+}
+
 impl Drop for Connector {
     fn drop(&mut self) {
         self.shutdown();
@@ -595,7 +779,15 @@ mod tests {
         let route = || proxy::route(&proxy::ProxyOptions::default(), &env).unwrap();
         assert!(route().is_some(), "the environment names a proxy");
         let target = || Target::parse("127.0.0.1:1").unwrap();
-        let new = || Connector::new(target(), H2Config::default(), BackoffConfig::default());
+        let book = || AddressBook::fixed(vec![([127, 0, 0, 1], 1).into()], "t".into());
+        let new = || {
+            Connector::new(
+                target(),
+                book(),
+                H2Config::default(),
+                BackoffConfig::default(),
+            )
+        };
         assert!(new().with_proxy(route()).loopback_only().proxy.is_none());
         assert!(new().loopback_only().with_proxy(route()).proxy.is_none());
         assert!(new().with_proxy(route()).proxy.is_some());
@@ -619,7 +811,8 @@ mod tests {
         h2.keepalive.permit_without_calls = true;
         h2.keepalive.max_pings_without_data = 0;
         let target = Target::parse(&format!("127.0.0.1:{port}")).unwrap();
-        let c = Connector::new(target, h2, BackoffConfig::default());
+        let book = AddressBook::fixed(vec![([127, 0, 0, 1], port).into()], "t".into());
+        let c = Connector::new(target, book, h2, BackoffConfig::default());
         let deadline = Instant::now() + Duration::from_secs(10);
         let first = c.get(false, Some(deadline)).unwrap();
         while !too_many_pings(&first) {

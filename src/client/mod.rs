@@ -19,8 +19,11 @@ mod call;
 mod conn;
 mod credentials;
 mod future;
+mod health;
 mod interceptor;
+mod lb;
 mod proxy;
+mod resolver;
 mod service_config;
 mod target;
 
@@ -50,6 +53,7 @@ pub use credentials::{
 };
 pub use future::CallFuture;
 pub use interceptor::{intercept_channel, CallEnd, CallKind, ClientCallDetails, ClientInterceptor};
+pub use resolver::Resolver;
 pub use target::{Target, TargetError};
 
 /// Settings of a [`Channel`].
@@ -77,6 +81,24 @@ pub struct ChannelBuilder {
     pub(crate) proxy: proxy::ProxyOptions,
     /// The service config's JSON, parsed at `build`.
     pub(crate) service_config: Option<String>,
+    /// `grpc.lb_policy_name`; the service config's choice wins.
+    pub(crate) lb_policy: Option<String>,
+    /// A user's resolver in place of the target's.
+    pub(crate) resolver: Option<UserResolver>,
+    /// `grpc.dns_min_time_between_resolutions_ms`.
+    pub(crate) min_time_between_resolutions: Duration,
+    /// `grpc.inhibit_health_checking`: ignore the service config's `healthCheckConfig`.
+    pub(crate) inhibit_health_checking: bool,
+}
+
+/// A user's [`Resolver`], held by a [`ChannelBuilder`].
+#[derive(Clone)]
+pub(crate) struct UserResolver(Arc<dyn Resolver>);
+
+impl std::fmt::Debug for UserResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 impl ChannelBuilder {
@@ -270,6 +292,48 @@ impl ChannelBuilder {
         self
     }
 
+    /// The load-balancing policy (grpcio's `grpc.lb_policy_name`): `pick_first` (the
+    /// default: one connection, to the first address that answers, trying the next after
+    /// 250 ms) or `round_robin` (a connection to every address the target resolves to, calls
+    /// rotated over the READY ones; a lost one reconnects in the background while the others
+    /// carry the calls). A service config's `loadBalancingConfig` wins over this. An unknown
+    /// name fails [`build`](Self::build) with INVALID_ARGUMENT.
+    ///
+    /// ```
+    /// let channel = grpc_sync::Channel::builder("dns:///my-service.internal:50051")
+    ///     .lb_policy("round_robin")
+    ///     .build()?;
+    /// # drop(channel);
+    /// # Ok::<(), grpc_sync::Status>(())
+    /// ```
+    pub fn lb_policy(mut self, name: &str) -> Self {
+        self.lb_policy = Some(name.to_string());
+        self
+    }
+
+    /// Takes the server addresses from `resolver` instead of resolving the target, which then
+    /// only names the server (`:authority`, the TLS name). See [`Resolver`].
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.resolver = Some(UserResolver(Arc::new(resolver)));
+        self
+    }
+
+    /// The shortest time between two lookups of the target's name (grpcio's
+    /// `grpc.dns_min_time_between_resolutions_ms`; default 30 s). The channel looks the name
+    /// up again when a connection is lost or the server sends GOAWAY, not more often than
+    /// this; a failed lookup keeps the addresses it had.
+    pub fn min_time_between_resolutions(mut self, interval: Duration) -> Self {
+        self.min_time_between_resolutions = interval;
+        self
+    }
+
+    /// Ignores the service config's `healthCheckConfig` (grpcio's
+    /// `grpc.inhibit_health_checking`).
+    pub fn inhibit_health_checking(mut self, inhibit: bool) -> Self {
+        self.inhibit_health_checking = inhibit;
+        self
+    }
+
     /// Builds the channel. Nothing connects until the first call (or
     /// [`Channel::wait_for_ready`]).
     ///
@@ -295,8 +359,41 @@ impl ChannelBuilder {
             proxy::route(&self.proxy, &proxy::process_env).map_err(Status::invalid_argument)?;
         let secure = self.tls.is_some();
         let local = self.local && !secure;
+        let interval = self.min_time_between_resolutions;
+        let name = target.to_string();
+        let book = match (&self.resolver, &target) {
+            (Some(r), _) => resolver::AddressBook::resolved(r.0.clone(), interval, name),
+            (None, Target::Dns { host_port }) => resolver::AddressBook::resolved(
+                Arc::new(resolver::Dns {
+                    host_port: host_port.clone(),
+                }),
+                interval,
+                name,
+            ),
+            (None, Target::Addrs(a)) => resolver::AddressBook::fixed(a.clone(), name),
+            (None, Target::Unix(_)) => resolver::AddressBook::fixed(Vec::new(), name),
+        };
+        let (mut policy, mut health) = (None, None);
+        if let Some(c) = &service_config {
+            (policy, health) = lb::from_service_config(c)
+                .map_err(|e| Status::invalid_argument(format!("invalid service config: {e}")))?;
+        }
+        if let (None, Some(name)) = (policy, &self.lb_policy) {
+            policy = Some(lb::Policy::from_name(name).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "unknown load-balancing policy {name:?} (grpc.lb_policy_name): this client \
+                     has pick_first and round_robin"
+                ))
+            })?);
+        }
+        if self.inhibit_health_checking {
+            health = None;
+        }
         let mut connector =
-            conn::Connector::new(target.clone(), self.h2, self.backoff).with_proxy(route);
+            conn::Connector::new(target.clone(), book, self.h2, self.backoff).with_proxy(route);
+        if self.resolver.is_some() {
+            connector = connector.with_custom_resolver();
+        }
         if local {
             connector = connector.loopback_only();
         }
@@ -313,11 +410,18 @@ impl ChannelBuilder {
                 server_name,
             });
         }
+        let authority = Bytes::from(authority);
+        let health = lb::HealthSettings {
+            service: health,
+            authority: authority.clone(),
+            secure,
+        };
+        let lb = lb::Balancer::new(policy.unwrap_or(lb::Policy::PickFirst), connector, health);
         Ok(Channel {
             inner: Arc::new(ChannelInner {
-                connector,
+                lb,
                 secure,
-                authority: Bytes::from(authority),
+                authority,
                 user_agent: Bytes::from(self.user_agent),
                 max_send: self.max_send,
                 max_recv: self.max_recv,
@@ -332,7 +436,7 @@ impl ChannelBuilder {
 }
 
 struct ChannelInner {
-    connector: conn::Connector,
+    lb: lb::Balancer,
     /// TLS: requests say `:scheme https`.
     secure: bool,
     authority: Bytes,
@@ -361,7 +465,7 @@ pub struct Channel {
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("target", &self.inner.connector.target().to_string())
+            .field("target", &self.inner.lb.target().to_string())
             .field(
                 "interceptors",
                 &self.interceptors.as_ref().map_or(0, |i| i.len()),
@@ -853,6 +957,10 @@ impl Channel {
             local: false,
             proxy: proxy::ProxyOptions::default(),
             service_config: None,
+            lb_policy: None,
+            resolver: None,
+            min_time_between_resolutions: resolver::DEFAULT_MIN_INTERVAL,
+            inhibit_health_checking: false,
         }
     }
 
@@ -880,19 +988,19 @@ impl Channel {
     /// connection error.
     pub fn wait_for_ready(&self, timeout: Duration) -> Result<(), Status> {
         self.inner
-            .connector
-            .get(true, Some(Instant::now() + timeout))
+            .lb
+            .pick(true, Some(Instant::now() + timeout))
             .map(|_| ())
     }
 
     /// The connectivity state; with `try_to_connect`, an idle channel connects.
     pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
-        self.inner.connector.state(try_to_connect)
+        self.inner.lb.state(try_to_connect)
     }
 
     /// Closes the channel: new calls fail with CANCELLED; calls in flight finish.
     pub fn close(&self) {
-        self.inner.connector.shutdown();
+        self.inner.lb.shutdown();
     }
 
     fn request_headers(
@@ -963,7 +1071,7 @@ impl Channel {
         opts.check()?;
         let headers = self.request_headers(path, opts, deadline);
         loop {
-            let shared: Arc<Shared> = self.inner.connector.get(opts.wait_for_ready, deadline)?;
+            let shared: Arc<Shared> = self.inner.lb.pick(opts.wait_for_ready, deadline)?;
             let mut st = shared.lock();
             let id = loop {
                 if st.lost.is_some() || st.write_failed || st.goaway.is_some() {

@@ -1,7 +1,7 @@
 //! Channel targets: `host:port`, `dns:///host:port`, `ipv4:`/`ipv6:` literals, `unix:/path`.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// A parsed channel target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,15 +143,6 @@ impl Target {
             },
             Target::Addrs(a) => a.first().map(|a| a.ip().to_string()).unwrap_or_default(),
             Target::Unix(_) => "localhost".to_string(),
-        }
-    }
-
-    /// Resolves to socket addresses (not for Unix targets).
-    pub(crate) fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        match self {
-            Target::Dns { host_port } => Ok(host_port.to_socket_addrs()?.collect()),
-            Target::Addrs(a) => Ok(a.clone()),
-            Target::Unix(_) => Ok(Vec::new()),
         }
     }
 }

@@ -35,7 +35,7 @@ def _wait_or_cancelled(context, seconds):
 # --- helloworld (seed 001) ----------------------------------------------------------------------
 
 
-def make_greeter(pb2, pb2_grpc):
+def make_greeter(pb2, pb2_grpc, tag=None):
     class Greeter(pb2_grpc.GreeterServicer):
         def SayHello(self, request, context):
             return self._answer(request, context, common.greeting)
@@ -44,7 +44,7 @@ def make_greeter(pb2, pb2_grpc):
             return self._answer(request, context, common.greeting_again)
 
         def _answer(self, request, context, greet):
-            self._echo_metadata(context)
+            self._echo_metadata(context, tag)
             name = request.name
             if name.startswith(common.SLEEP_MARKER):
                 _wait_or_cancelled(context, int(name[len(common.SLEEP_MARKER):]) / 1000.0)
@@ -57,10 +57,13 @@ def make_greeter(pb2, pb2_grpc):
             return pb2.HelloReply(message=greet(name))
 
         @staticmethod
-        def _echo_metadata(context):
+        def _echo_metadata(context, tag):
             echoed = [(k, v) for k, v in context.invocation_metadata() if k.startswith(common.ECHO_PREFIX)]
             initial = [(k, v) for k, v in echoed if not k.endswith("-bin")]
             trailing = [(k, v) for k, v in echoed if k.endswith("-bin")]
+            if tag is not None:
+                # Which server answered, for the load-balancing tests.
+                trailing.append(("x-served-by", tag))
             if initial:
                 context.send_initial_metadata(initial)
             if trailing:
@@ -201,14 +204,14 @@ def make_format_data(pb2, pb2_grpc):
 # --- main ---------------------------------------------------------------------------------------
 
 
-def build_server(services, gen_dir, db_path, max_workers, reflection=False):
+def build_server(services, gen_dir, db_path, max_workers, reflection=False, tag=None):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=common.MESSAGE_OPTIONS)
     names = []
     for service in services:
         pb2, pb2_grpc = common.load_modules(gen_dir, service)
         names.append(common.service_full_name(pb2, service))
         if service == "helloworld":
-            servicer, add = make_greeter(pb2, pb2_grpc)
+            servicer, add = make_greeter(pb2, pb2_grpc, tag)
         elif service == "route_guide":
             servicer, add = make_route_guide(pb2, pb2_grpc, db_path)
         elif service == "calculator":
@@ -232,13 +235,14 @@ def main(argv=None):
     parser.add_argument("--gen", default=common.DEFAULT_GEN_DIR, help="folder of the generated modules")
     parser.add_argument("--max-workers", type=int, default=10)
     parser.add_argument("--reflection", action="store_true", help="also serve server reflection")
+    parser.add_argument("--tag", help="helloworld answers carry trailing metadata x-served-by: TAG")
     args = parser.parse_args(argv)
 
     services = sorted(common.SERVICES) if args.service == "all" else [args.service]
     if "route_guide" in services and not os.path.isfile(args.db):
         sys.exit("servers.py: route guide database %s not found (pass --db)" % args.db)
 
-    server = build_server(services, args.gen, args.db, args.max_workers, args.reflection)
+    server = build_server(services, args.gen, args.db, args.max_workers, args.reflection, args.tag)
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     if port == 0:
         sys.exit("servers.py: could not bind %s:%d" % (args.host, args.port))
