@@ -218,7 +218,8 @@ fn calls_in_flight_on_a_server_that_stops_are_the_only_ones_lost() {
             let (channel, failures, done) = (channel.clone(), failures.clone(), done.clone());
             std::thread::spawn(move || {
                 for _ in 0..100 {
-                    if call(&channel).is_err() {
+                    if let Err(e) = call(&channel) {
+                        eprintln!("a call in flight failed: {e}");
                         failures.fetch_add(1, Ordering::SeqCst);
                     }
                     done.fetch_add(1, Ordering::SeqCst);

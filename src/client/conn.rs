@@ -277,6 +277,26 @@ impl Connector {
         }
     }
 
+    /// Gives up on `conn`, which connected but never became usable, as on a failed attempt:
+    /// the next one waits for the back-off.
+    pub fn discard(&self, conn: &Arc<Shared>, error: String) {
+        conn.close(crate::transport::driver::ConnLost::Closed);
+        let mut s = lock(&self.slot);
+        if s.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            s.conn = None;
+        }
+        let delay = s.backoff.next_delay();
+        s.retry_at = Some(Instant::now() + delay);
+        s.last_error = Some(error);
+        drop(s);
+        self.book.request_resolution();
+    }
+
+    /// The shortest time one connection attempt is given.
+    pub fn min_connect_timeout(&self) -> Duration {
+        self.backoff_cfg.min_connect_timeout
+    }
+
     /// The current connection if it is usable; never connects.
     pub fn current(&self) -> Option<Arc<Shared>> {
         let s = lock(&self.slot);

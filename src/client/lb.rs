@@ -416,6 +416,19 @@ fn keep(board: &Board, sub: &Arc<Sub>) {
     while !sub.is_stopped() {
         board.update(sub, |e| e.state = ConnectivityState::Connecting);
         match sub.connector.get(false, None) {
+            Ok(conn) if !wait_for_preface(sub, &conn) => {
+                // Connected, but no SETTINGS came: a server stopping as we connected, or not
+                // a gRPC server. Not READY; the next attempt waits for the back-off.
+                let error = format!("{}: the server sent no HTTP/2 SETTINGS", sub.addr);
+                sub.connector.discard(&conn, error.clone());
+                board.update(sub, |e| {
+                    e.state = ConnectivityState::TransientFailure;
+                    e.error = Some(error);
+                });
+                if let (Some(until), _) = sub.connector.backoff_until() {
+                    sub.sleep_until(until);
+                }
+            }
             Ok(conn) => {
                 board.update(sub, |e| {
                     e.state = ConnectivityState::Ready;
@@ -448,6 +461,32 @@ fn keep(board: &Board, sub: &Arc<Sub>) {
                     sub.sleep_until(until);
                 }
             }
+        }
+    }
+}
+
+/// Waits for the server's SETTINGS frame, as gRPC's stacks do before they call a connection
+/// READY: a TCP connect can succeed against a server that is closing its listener. False if
+/// the connection failed first (or the minimum connect timeout passed).
+fn wait_for_preface(sub: &Sub, conn: &Arc<Shared>) -> bool {
+    let deadline = Instant::now() + sub.connector.min_connect_timeout();
+    let mut st = conn.lock();
+    loop {
+        if st.conn.got_settings() {
+            return true;
+        }
+        if st.lost.is_some() || st.write_failed || st.conn.is_closed() || sub.is_stopped() {
+            return false;
+        }
+        let cv = st.conn_cv.clone();
+        let (g, timed_out) = conn.wait(
+            &cv,
+            st,
+            Some(deadline.min(Instant::now() + Duration::from_secs(1))),
+        );
+        st = g;
+        if timed_out && Instant::now() >= deadline {
+            return false;
         }
     }
 }

@@ -993,7 +993,10 @@ impl Channel {
             .map(|_| ())
     }
 
-    /// The connectivity state; with `try_to_connect`, an idle channel connects.
+    /// The connectivity state; with `try_to_connect`, an idle channel connects. A
+    /// `round_robin` channel aggregates its subchannels as gRPC does: READY if any is READY
+    /// (and SERVING, with health checking), else CONNECTING if any is connecting, else IDLE
+    /// if any is idle, else TRANSIENT_FAILURE.
     pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
         self.inner.lb.state(try_to_connect)
     }

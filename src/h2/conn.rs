@@ -2102,6 +2102,11 @@ impl Connection {
     }
 
     /// Returns the settings the peer has sent.
+    /// Whether the peer's first SETTINGS frame (its connection preface) has arrived.
+    pub fn got_settings(&self) -> bool {
+        self.got_settings
+    }
+
     pub fn remote_settings(&self) -> &RemoteSettings {
         &self.remote
     }
