@@ -522,18 +522,18 @@ pub const KNOWN_OPTIONS: &[KnownOption] = &[
         NO_TELEMETRY,
         NO_TELEMETRY,
     ),
-    // Client features not implemented.
+    // Retries (the service config's retryPolicy).
     opt(
         "grpc.enable_retries",
         Bool,
         CLIENT_ONLY,
-        Ignored("retries are not implemented: a failed call fails"),
+        Sets("ChannelBuilder::enable_retries"),
     ),
     opt(
         "grpc.per_rpc_retry_buffer_size",
         Int,
         CLIENT_ONLY,
-        Ignored("retries are not implemented"),
+        Sets("ChannelBuilder::per_rpc_retry_buffer_size"),
     ),
     opt(
         "grpc.service_config",
@@ -777,6 +777,8 @@ enum Setting {
     HttpProxy(String),
     EnableHttpProxy(bool),
     ServiceConfig(String),
+    EnableRetries(bool),
+    RetryBuffer(usize),
     /// Accepted, type-checked, no effect.
     Ignored,
 }
@@ -890,6 +892,10 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.http_proxy" => Setting::HttpProxy(text),
         "grpc.enable_http_proxy" => Setting::EnableHttpProxy(int != 0),
         "grpc.service_config" => Setting::ServiceConfig(text),
+        "grpc.enable_retries" => Setting::EnableRetries(int != 0),
+        "grpc.per_rpc_retry_buffer_size" => Setting::RetryBuffer(
+            usize::try_from(int).map_err(|_| range(int, NON_NEGATIVE))?,
+        ),
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),
@@ -1070,6 +1076,8 @@ impl ChannelBuilder {
             Setting::HttpProxy(url) => b.http_proxy(&url),
             Setting::EnableHttpProxy(on) => b.enable_http_proxy(on),
             Setting::ServiceConfig(json) => b.service_config(&json),
+            Setting::EnableRetries(on) => b.enable_retries(on),
+            Setting::RetryBuffer(n) => b.per_rpc_retry_buffer_size(n),
             Setting::Authority(a) => b.authority(&a),
             Setting::SslTargetNameOverride(name) => {
                 b.ssl_target_name_override = Some(name);

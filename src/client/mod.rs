@@ -248,12 +248,37 @@ impl ChannelBuilder {
     }
 
     /// Sets the service config (gRPC's JSON format, as grpcio's `grpc.service_config`
-    /// option): per-method timeouts, `waitForReady` and message size limits, matched by service
-    /// and method name. A call's own timeout and the config's: the shorter wins; a call's own
-    /// `wait_for_ready` wins over the config's; the size limits are the smaller of the
-    /// channel's and the config's. `retryPolicy`, `hedgingPolicy`, `loadBalancingConfig`,
-    /// `loadBalancingPolicy`, `retryThrottling` and `healthCheckConfig` are checked but not
-    /// acted on yet. The JSON is parsed by [`build`](Self::build).
+    /// option): per-method timeouts, `waitForReady`, message size limits and retry policies,
+    /// matched by service and method name. A call's own timeout and the config's: the shorter
+    /// wins; a call's own `wait_for_ready` wins over the config's; the size limits are the
+    /// smaller of the channel's and the config's. `hedgingPolicy`, `loadBalancingConfig`,
+    /// `loadBalancingPolicy` and `healthCheckConfig` are checked but not acted on yet. The
+    /// JSON is parsed by [`build`](Self::build).
+    ///
+    /// **Retries** (gRFC A6), with a `retryPolicy` and, optionally, `retryThrottling`:
+    /// - an attempt that fails with one of `retryableStatusCodes` before the response headers
+    ///   came (a trailers-only response, or a stream reset or connection lost before them) is
+    ///   retried, while fewer than `maxAttempts` (at most 5) attempts were made, after a
+    ///   random back-off in `[0, min(initialBackoff × backoffMultiplier^(n-1), maxBackoff)]`,
+    ///   or after exactly the server's `grpc-retry-pushback-ms` (a negative or unparsable
+    ///   one stops retries). Once response headers arrive the call is committed to that
+    ///   attempt. The call's deadline covers every attempt and back-off;
+    /// - each retry carries `grpc-previous-rpc-attempts` (the attempts made before it);
+    /// - the request is kept to be sent again: up to
+    ///   [`per_rpc_retry_buffer_size`](Self::per_rpc_retry_buffer_size) (256 KiB) per call and
+    ///   16 MiB per channel. A client or bidi stream that sends more is committed: it is not
+    ///   retried, and its status message says so ("(not retried: the 300 KiB sent exceed the
+    ///   256 KiB retry buffer)");
+    /// - `retryThrottling` is a token bucket per channel: it starts at `maxTokens`, a failed
+    ///   attempt with a retryable code takes one token, a successful call gives back
+    ///   `tokenRatio`; calls retry only while more than `maxTokens / 2` tokens are left;
+    /// - every call kind retries, except [`Channel::bidi_interactive`], which is committed at
+    ///   once (its messages go out as the caller sends them, with nothing kept to replay).
+    ///   Interceptors see each call end once, whatever the number of attempts; a
+    ///   [`CallFuture`] with a retry policy runs its attempts on a thread of its own.
+    ///   Streams the server never saw are retried transparently, with a policy or without.
+    ///
+    /// [`enable_retries(false)`](Self::enable_retries) turns all of this off.
     ///
     /// ```
     /// let channel = grpc_sync::Channel::builder("localhost:50051")
@@ -262,8 +287,16 @@ impl ChannelBuilder {
     ///             "name": [{"service": "helloworld.Greeter"}],
     ///             "timeout": "1.5s",
     ///             "waitForReady": true,
-    ///             "maxRequestMessageBytes": 1048576
-    ///         }]}"#,
+    ///             "maxRequestMessageBytes": 1048576,
+    ///             "retryPolicy": {
+    ///                 "maxAttempts": 3,
+    ///                 "initialBackoff": "0.1s",
+    ///                 "maxBackoff": "1s",
+    ///                 "backoffMultiplier": 2,
+    ///                 "retryableStatusCodes": ["UNAVAILABLE"]
+    ///             }
+    ///         }],
+    ///         "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
     ///     )
     ///     .build()?;
     /// # drop(channel);
@@ -271,6 +304,32 @@ impl ChannelBuilder {
     /// ```
     pub fn service_config(mut self, json: &str) -> Self {
         self.service_config = Some(json.to_string());
+        self
+    }
+
+    /// Whether the service config's retry policies are acted on (grpcio's
+    /// `grpc.enable_retries`; default true). Off, no call is retried by policy; streams the
+    /// server never saw are still sent again.
+    ///
+    /// ```
+    /// let b = grpc_sync::Channel::builder("localhost:50051").enable_retries(false);
+    /// # drop(b);
+    /// ```
+    pub fn enable_retries(mut self, on: bool) -> Self {
+        self.retry.enabled = on;
+        self
+    }
+
+    /// The request bytes one call keeps to send again on a retry (grpcio's
+    /// `grpc.per_rpc_retry_buffer_size`; default 256 KiB). A call whose request grows past it
+    /// (or past the channel's 16 MiB for all calls) is not retried.
+    ///
+    /// ```
+    /// let b = grpc_sync::Channel::builder("localhost:50051").per_rpc_retry_buffer_size(1 << 20);
+    /// # drop(b);
+    /// ```
+    pub fn per_rpc_retry_buffer_size(mut self, bytes: usize) -> Self {
+        self.retry.per_call_buffer = bytes;
         self
     }
 
@@ -1551,6 +1610,9 @@ impl Channel {
 
     /// A bidirectional-streaming call driven by hand: send with the [`RequestSender`], read
     /// from the [`Streaming`], in any order (ping-pong).
+    ///
+    /// A retry policy does not apply: the call is committed at once, since its messages go
+    /// out as they are sent, with nothing kept to replay on a new attempt.
     ///
     /// # Errors
     /// Only failures before the call starts.
