@@ -893,9 +893,9 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.enable_http_proxy" => Setting::EnableHttpProxy(int != 0),
         "grpc.service_config" => Setting::ServiceConfig(text),
         "grpc.enable_retries" => Setting::EnableRetries(int != 0),
-        "grpc.per_rpc_retry_buffer_size" => Setting::RetryBuffer(
-            usize::try_from(int).map_err(|_| range(int, NON_NEGATIVE))?,
-        ),
+        "grpc.per_rpc_retry_buffer_size" => {
+            Setting::RetryBuffer(usize::try_from(int).map_err(|_| range(int, NON_NEGATIVE))?)
+        }
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),

@@ -380,6 +380,11 @@ impl CallBuffer {
         fits
     }
 
+    /// Counts `n` bytes sent without keeping them (the call committed).
+    pub fn count(&mut self, n: usize) {
+        self.sent = self.sent.saturating_add(n);
+    }
+
     /// Whether the request outgrew the buffer, and why the call then may not retry.
     pub fn overflow(&self) -> Option<Stop> {
         self.over.then_some(Stop::OverBuffer {

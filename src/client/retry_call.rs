@@ -347,7 +347,10 @@ impl StreamReplay {
             if st.done {
                 return false;
             }
-            if !st.committed {
+            if st.committed {
+                // Still counted, for the status message of a stream that outgrew the buffer.
+                st.buffer.count(framed.len());
+            } else {
                 if st.buffer.add(framed.len()) {
                     st.messages.push(Bytes::copy_from_slice(framed));
                 } else {
