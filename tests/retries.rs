@@ -545,3 +545,24 @@ fn grpcio_and_our_client_make_the_same_attempts() {
     assert_eq!(theirs, expected, "grpcio's client:\n{}", out.stdout);
     assert_eq!(ours, expected);
 }
+
+#[test]
+fn attempts_that_cannot_connect_are_failed_attempts() {
+    // Nothing listens there: every attempt fails with UNAVAILABLE before it is sent.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ch = Channel::builder(&format!("127.0.0.1:{port}"))
+        .service_config(&config(3, r#""UNAVAILABLE""#, ""))
+        .build()
+        .unwrap();
+    let e = unary(&ch, "/test.Retry/Echo").unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    let e = ch
+        .server_streaming::<_, Num>("/test.Retry/Count", Request::new(num(1)).with_timeout(WAIT))
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::Unavailable));
+}

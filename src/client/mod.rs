@@ -1346,6 +1346,24 @@ impl Channel {
         retry_call::Retrier::whole(self, path, &p.opts, p.deadline, policy, framed).map(Box::new)
     }
 
+    /// Opens the first attempt of a call with a single request. With a retry policy, a
+    /// stream that cannot be opened (no connection) is a failed attempt like any other.
+    fn open_first(
+        &self,
+        path: &'static str,
+        p: &Prepared,
+        framed: &[u8],
+        retry: &mut Option<Box<retry_call::Retrier>>,
+    ) -> Result<StreamHandle, Status> {
+        match self.open(path, &p.opts, p.deadline, Some(framed)) {
+            Err(s) => match retry {
+                Some(r) => r.after_failure(&s, false, None),
+                None => Err(s),
+            },
+            ok => ok,
+        }
+    }
+
     /// [`unary_raw`](Self::unary_raw) with the call's retrier, if any.
     fn unary_attempts(
         &self,
@@ -1354,14 +1372,14 @@ impl Channel {
         p: &Prepared,
         mut retry: Option<Box<retry_call::Retrier>>,
     ) -> Result<Response<Bytes>, Status> {
-        let (opts, deadline) = (&p.opts, p.deadline);
+        let deadline = p.deadline;
         // The server saw nothing of a refused stream, so the request can go again; a few
         // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
         // than the client assumed before the server's SETTINGS arrived). (With a retry policy
         // the reader does this itself.)
         let mut tries = 0;
         loop {
-            let handle = self.open(path, opts, deadline, Some(framed))?;
+            let handle = self.open_first(path, p, framed, &mut retry)?;
             if let Some(r) = &retry {
                 r.attach(&handle);
             }
@@ -1480,7 +1498,7 @@ impl Channel {
         let mut retry = None;
         let opened = self.encode(&msg, &p).and_then(|framed| {
             retry = self.whole_retrier(path, &framed, &p);
-            self.open(path, &p.opts, p.deadline, Some(&framed))
+            self.open_first(path, &p, &framed, &mut retry)
         });
         let handle = p.finish_if_err(opened)?;
         let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);

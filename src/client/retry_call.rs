@@ -216,28 +216,34 @@ impl Retrier {
         if self.finished {
             return Err(s.clone());
         }
-        let delay = match self.decide(s, refused, trailers) {
-            Decision::Retry(d) => d,
-            Decision::End(note) => {
+        let (mut last, mut refused, mut trailers) = (s.clone(), refused, trailers);
+        loop {
+            let delay = match self.decide(&last, refused, trailers) {
+                Decision::Retry(d) => d,
+                Decision::End(note) => {
+                    self.end();
+                    return Err(match note {
+                        Some(n) => with_note(&last, &n),
+                        None => last,
+                    });
+                }
+            };
+            if let Err(e) = self.wait(delay, &last) {
                 self.end();
-                return Err(match note {
-                    Some(n) => with_note(s, &n),
-                    None => s.clone(),
-                });
+                return Err(e);
             }
-        };
-        match self.next_attempt(delay, s) {
-            Ok(h) => Ok(h),
-            Err(e) => {
-                self.end();
-                Err(e)
+            match self.next_attempt() {
+                Ok(h) => return Ok(h),
+                // A new stream that could not be opened (no connection) is a failed attempt
+                // too, as in gRPC: the policy decides again.
+                Err(e) => (last, refused, trailers) = (e, false, None),
             }
         }
     }
 
-    /// Waits `delay` (never past the deadline) and starts the next attempt, sending the
-    /// request again.
-    fn next_attempt(&mut self, delay: Duration, last: &Status) -> Result<StreamHandle, Status> {
+    /// Waits `delay` before the next attempt, unless it would start past the deadline
+    /// (DEADLINE_EXCEEDED now) or the call is cancelled first.
+    fn wait(&self, delay: Duration, last: &Status) -> Result<(), Status> {
         if let Some(d) = self.deadline {
             if Instant::now() + delay >= d {
                 return Err(Status::deadline_exceeded(format!(
@@ -248,12 +254,17 @@ impl Retrier {
                 )));
             }
         }
-        if !delay.is_zero() {
-            match &self.cancel {
-                Some(c) => c.sleep(delay)?,
-                None => std::thread::sleep(delay),
+        match &self.cancel {
+            Some(c) => c.sleep(delay),
+            None => {
+                std::thread::sleep(delay);
+                Ok(())
             }
         }
+    }
+
+    /// Starts the next attempt, sending the request again.
+    fn next_attempt(&mut self) -> Result<StreamHandle, Status> {
         let previous = self.attempts.made() - 1;
         let mut opts = self.opts.clone();
         if previous > 0 {
