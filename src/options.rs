@@ -1131,7 +1131,9 @@ mod tests {
             (ValueKind::Str, _) => OptionValue::from("sample.example"),
             (_, "grpc.default_compression_algorithm") => OptionValue::Int(2),
             // On by default: off is the change.
-            (_, "grpc.http2.bdp_probe" | "grpc.enable_http_proxy") => OptionValue::Int(0),
+            (_, "grpc.http2.bdp_probe" | "grpc.enable_http_proxy" | "grpc.enable_retries") => {
+                OptionValue::Int(0)
+            }
             (ValueKind::Bool, _) => OptionValue::Int(1),
             (ValueKind::Int, _) => OptionValue::Int(32_768),
         }

@@ -334,7 +334,7 @@ fn retry_policy(v: &Value, at: &str) -> Result<RetryPolicy, String> {
     let backoff_multiplier = m
         .as_f64()
         .ok_or_else(|| format!("{}: {m} is not a number", path(at, "backoffMultiplier")))?;
-    if !(backoff_multiplier > 0.0) || !backoff_multiplier.is_finite() {
+    if !backoff_multiplier.is_finite() || backoff_multiplier <= 0.0 {
         return Err(format!(
             "{}: must be greater than zero",
             path(at, "backoffMultiplier")
@@ -394,7 +394,7 @@ fn throttling(v: &Value) -> Result<ThrottleConfig, String> {
         .ok_or_else(|| format!("{}: {r} is not a number", path(at, "tokenRatio")))?;
     // Three decimals count (A6); more are rounded away.
     let ratio_milli = (ratio * 1000.0).round();
-    if !(ratio_milli >= 1.0) || !ratio_milli.is_finite() {
+    if !ratio_milli.is_finite() || ratio_milli < 1.0 {
         return Err(format!(
             "{}: {r} must be greater than zero (with three decimals at most)",
             path(at, "tokenRatio")
