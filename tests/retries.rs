@@ -412,6 +412,17 @@ fn retried_futures_complete_with_the_last_attempt() {
     assert_eq!(f.result().unwrap().into_inner().n, 5);
     assert_eq!(s.seen().len(), 3);
 
+    // A client-streaming future: replayed on its own thread.
+    let s = start(fail_first(1, Code::Unavailable));
+    let ch = s.channel(&config(3, r#""UNAVAILABLE""#, ""));
+    let f = ch.client_streaming_future::<_, Num, _>(
+        "/test.Retry/Sum",
+        Request::new(["a", "b"].map(text).into_iter()).with_timeout(WAIT),
+    );
+    assert_eq!(f.result().unwrap().into_inner().n, 2);
+    let seen: Vec<usize> = s.seen().iter().map(|a| a.messages).collect();
+    assert_eq!(seen, [2, 2]);
+
     // A cancel ends the back-off and the call.
     let s = start(|_| Some((Code::Unavailable, Some("5000"))));
     let ch = s.channel(&config(3, r#""UNAVAILABLE""#, ""));

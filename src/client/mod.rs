@@ -552,6 +552,8 @@ impl ResponseReader {
             return Err(s);
         }
         let refused = std::mem::take(&mut self.refused);
+        // The failed attempt is over: its stream must not take more requests.
+        self.handle.reset(Reason::CANCEL);
         match r.after_failure(&s, refused, self.trailing.as_ref()) {
             Ok(handle) => {
                 // A fresh attempt: forget everything the failed one left.
@@ -1593,6 +1595,16 @@ impl Channel {
             Ok(r) => r,
             Err(s) => return CallFuture::ready(p.finish(Err(s))),
         };
+        if let Some(r) = &mut reader.retry {
+            // Attempts may wait out back-offs: the call is read on a thread of its own.
+            let cell = Arc::new(retry_call::CancelCell::default());
+            r.set_cancel(cell.clone());
+            r.attach(&reader.handle);
+            return CallFuture::spawned(cell, move || {
+                let res = reader.read_unary().and_then(|r| r.try_map(decode));
+                p.finish(res)
+            });
+        }
         let probe = reader.handle.view();
         CallFuture::pending(
             probe,

@@ -105,6 +105,11 @@ impl Retrier {
         self
     }
 
+    /// Makes the call cancellable through `cell` (a retried future's).
+    pub(super) fn set_cancel(&mut self, cell: Arc<CancelCell>) {
+        self.cancel = Some(cell);
+    }
+
     /// Whether the reader should hold its report: a failure may still be retried.
     pub(super) fn live(&self) -> bool {
         !self.finished
