@@ -93,7 +93,8 @@ fn start(
         }
     };
     let answer = Arc::new(answer);
-    let (a1, a2, a3, a4, a5) = (
+    let (a1, a2, a3, a4, a5, a6) = (
+        answer.clone(),
         answer.clone(),
         answer.clone(),
         answer.clone(),
@@ -104,6 +105,10 @@ fn start(
         .unary("Echo", move |m: Num, ctx: &ServerContext| {
             answer("Echo", ctx, 1)?;
             Ok(m)
+        })
+        .unary("Size", move |m: Text, ctx: &ServerContext| {
+            a6("Size", ctx, 1)?;
+            Ok(num(m.s.len() as i64))
         })
         .unary("LateFail", move |_m: Num, ctx: &ServerContext| {
             // Response headers first: the call is committed, whatever follows.
@@ -312,6 +317,16 @@ fn a_client_stream_over_the_retry_buffer_is_not_retried_and_says_so() {
     let seen = s.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].messages, 30);
+
+    // A single request over the buffer is sent once, like a call without a policy.
+    let e = ch
+        .unary::<_, Num>(
+            "/test.Retry/Size",
+            Request::new(text(&"x".repeat(300 * 1024))).with_timeout(WAIT),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    assert_eq!(s.seen().len(), 1);
 }
 
 #[test]

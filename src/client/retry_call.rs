@@ -81,8 +81,9 @@ impl Retrier {
         }
     }
 
-    /// A retrier for a call whose whole request is `framed`: keeps a copy if it fits the
-    /// buffer.
+    /// A retrier for a call whose whole request is `framed`, keeping a copy; `None` if it does
+    /// not fit the retry buffer (the call is then not retried by policy, and keeps the
+    /// transparent retries of refused streams every call has).
     pub(super) fn whole(
         channel: &Channel,
         path: &'static str,
@@ -93,10 +94,10 @@ impl Retrier {
     ) -> Option<Retrier> {
         let shared = channel.inner.service_config.as_ref()?.retry.as_ref()?;
         let mut buffer = shared.call_buffer();
-        let kept = buffer
-            .add(framed.len())
-            .then(|| Bytes::copy_from_slice(framed));
-        let replay = Replay::Whole(kept, buffer);
+        if !buffer.add(framed.len()) {
+            return None;
+        }
+        let replay = Replay::Whole(Some(Bytes::copy_from_slice(framed)), buffer);
         Some(Retrier::new(channel, path, opts, deadline, policy, replay))
     }
 
