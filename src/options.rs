@@ -526,18 +526,18 @@ pub const KNOWN_OPTIONS: &[KnownOption] = &[
         NO_TELEMETRY,
         NO_TELEMETRY,
     ),
-    // Client features not implemented.
+    // Retries (the service config's retryPolicy).
     opt(
         "grpc.enable_retries",
         Bool,
         CLIENT_ONLY,
-        Ignored("retries are not implemented: a failed call fails"),
+        Sets("ChannelBuilder::enable_retries"),
     ),
     opt(
         "grpc.per_rpc_retry_buffer_size",
         Int,
         CLIENT_ONLY,
-        Ignored("retries are not implemented"),
+        Sets("ChannelBuilder::per_rpc_retry_buffer_size"),
     ),
     opt(
         "grpc.service_config",
@@ -799,6 +799,8 @@ enum Setting {
     LbPolicy(String),
     MinResolutionInterval(Duration),
     InhibitHealthChecking(bool),
+    EnableRetries(bool),
+    RetryBuffer(usize),
     /// Accepted, type-checked, no effect.
     Ignored,
 }
@@ -915,6 +917,10 @@ fn validate(name: &str, value: OptionValue, side: Side) -> Result<Setting, Optio
         "grpc.lb_policy_name" => Setting::LbPolicy(text),
         "grpc.dns_min_time_between_resolutions_ms" => Setting::MinResolutionInterval(millis()?),
         "grpc.inhibit_health_checking" => Setting::InhibitHealthChecking(int != 0),
+        "grpc.enable_retries" => Setting::EnableRetries(int != 0),
+        "grpc.per_rpc_retry_buffer_size" => {
+            Setting::RetryBuffer(usize::try_from(int).map_err(|_| range(int, NON_NEGATIVE))?)
+        }
         "grpc.client_idle_timeout_ms" => Setting::ClientIdleTimeout(match timer()? {
             // grpcio's minimum.
             Timer::After(d) => Timer::After(d.max(Duration::from_secs(1))),
@@ -1098,6 +1104,8 @@ impl ChannelBuilder {
             Setting::LbPolicy(name) => b.lb_policy(&name),
             Setting::MinResolutionInterval(d) => b.min_time_between_resolutions(d),
             Setting::InhibitHealthChecking(on) => b.inhibit_health_checking(on),
+            Setting::EnableRetries(on) => b.enable_retries(on),
+            Setting::RetryBuffer(n) => b.per_rpc_retry_buffer_size(n),
             Setting::Authority(a) => b.authority(&a),
             Setting::SslTargetNameOverride(name) => {
                 b.ssl_target_name_override = Some(name);
@@ -1151,7 +1159,9 @@ mod tests {
             (ValueKind::Str, _) => OptionValue::from("sample.example"),
             (_, "grpc.default_compression_algorithm") => OptionValue::Int(2),
             // On by default: off is the change.
-            (_, "grpc.http2.bdp_probe" | "grpc.enable_http_proxy") => OptionValue::Int(0),
+            (_, "grpc.http2.bdp_probe" | "grpc.enable_http_proxy" | "grpc.enable_retries") => {
+                OptionValue::Int(0)
+            }
             (ValueKind::Bool, _) => OptionValue::Int(1),
             (ValueKind::Int, _) => OptionValue::Int(32_768),
         }

@@ -203,14 +203,11 @@ fn a_stopped_server_costs_at_most_its_calls_in_flight_and_gets_calls_again_once_
     }
 }
 
-#[test]
-fn calls_in_flight_on_a_server_that_stops_are_the_only_ones_lost() {
-    // 4 callers; one server stops without grace while they run: the calls that fail are at
-    // most those that were on it (4), and the rest go to the other two.
-    let mut backends: Vec<Backend> = ["a", "b", "c"].into_iter().map(backend).collect();
-    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
-    let channel = round_robin(&ports).build().unwrap();
-    wait_spread(&channel, 3);
+/// Four callers make 100 calls each over three servers; one server stops without grace after
+/// about 100 calls. Returns how many calls failed.
+fn stop_one_under_load(builder: ChannelBuilder, ports: &[u16], stop: Backend) -> usize {
+    let channel = builder.build().unwrap();
+    wait_spread(&channel, ports.len());
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
@@ -232,14 +229,38 @@ fn calls_in_flight_on_a_server_that_stops_are_the_only_ones_lost() {
         assert!(Instant::now() < deadline);
         std::thread::yield_now();
     }
-    let b = backends.remove(1);
-    b.server.stop(None).wait();
+    stop.server.stop(None).wait();
     for t in threads {
         t.join().unwrap();
     }
-    let failed = failures.load(Ordering::SeqCst);
-    eprintln!("4 callers, 400 calls, b stopped after ~100: {failed} failed");
+    failures.load(Ordering::SeqCst)
+}
+
+#[test]
+fn calls_in_flight_on_a_server_that_stops_are_the_only_ones_lost() {
+    // Without a retry policy the calls that fail are at most those that were on the stopped
+    // server (one per caller).
+    let mut backends: Vec<Backend> = ["a", "b", "c"].into_iter().map(backend).collect();
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let b = backends.remove(1);
+    let failed = stop_one_under_load(round_robin(&ports), &ports, b);
+    eprintln!("4 callers, 400 calls, b stopped after ~100, no retry policy: {failed} failed");
     assert!(failed <= 4, "{failed} calls failed");
+}
+
+#[test]
+fn with_a_retry_policy_no_call_is_lost_when_a_server_stops() {
+    let mut backends: Vec<Backend> = ["a", "b", "c"].into_iter().map(backend).collect();
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let b = backends.remove(1);
+    let builder = round_robin(&ports).service_config(
+        r#"{"methodConfig": [{"name": [{"service": "helloworld.Greeter"}],
+            "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    );
+    let failed = stop_one_under_load(builder, &ports, b);
+    eprintln!("4 callers, 400 calls, b stopped after ~100, retrying UNAVAILABLE: {failed} failed");
+    assert_eq!(failed, 0);
 }
 
 #[test]

@@ -24,6 +24,8 @@ mod interceptor;
 mod lb;
 mod proxy;
 mod resolver;
+mod retry;
+mod retry_call;
 mod service_config;
 mod target;
 
@@ -89,6 +91,8 @@ pub struct ChannelBuilder {
     pub(crate) min_time_between_resolutions: Duration,
     /// `grpc.inhibit_health_checking`: ignore the service config's `healthCheckConfig`.
     pub(crate) inhibit_health_checking: bool,
+    /// Whether retry policies are acted on, and the per-call retry buffer.
+    pub(crate) retry: retry::RetryOptions,
 }
 
 /// A user's [`Resolver`], held by a [`ChannelBuilder`].
@@ -266,12 +270,39 @@ impl ChannelBuilder {
     }
 
     /// Sets the service config (gRPC's JSON format, as grpcio's `grpc.service_config`
-    /// option): per-method timeouts, `waitForReady` and message size limits, matched by service
-    /// and method name. A call's own timeout and the config's: the shorter wins; a call's own
-    /// `wait_for_ready` wins over the config's; the size limits are the smaller of the
-    /// channel's and the config's. `retryPolicy`, `hedgingPolicy`, `loadBalancingConfig`,
-    /// `loadBalancingPolicy`, `retryThrottling` and `healthCheckConfig` are checked but not
-    /// acted on yet. The JSON is parsed by [`build`](Self::build).
+    /// option): per-method timeouts, `waitForReady`, message size limits and retry policies,
+    /// matched by service and method name. A call's own timeout and the config's: the shorter
+    /// wins; a call's own `wait_for_ready` wins over the config's; the size limits are the
+    /// smaller of the channel's and the config's. `loadBalancingConfig` (or the older
+    /// `loadBalancingPolicy`) picks `pick_first` or `round_robin` (see
+    /// [`lb_policy`](Self::lb_policy)), and `healthCheckConfig.serviceName` turns on
+    /// round_robin's health checking of each server. `hedgingPolicy` is checked but not acted
+    /// on. The JSON is parsed by [`build`](Self::build).
+    ///
+    /// **Retries** (gRFC A6), with a `retryPolicy` and, optionally, `retryThrottling`:
+    /// - an attempt that fails with one of `retryableStatusCodes` before the response headers
+    ///   came (a trailers-only response, or a stream reset or connection lost before them) is
+    ///   retried, while fewer than `maxAttempts` (at most 5) attempts were made, after a
+    ///   random back-off in `[0, min(initialBackoff × backoffMultiplier^(n-1), maxBackoff)]`,
+    ///   or after exactly the server's `grpc-retry-pushback-ms` (a negative or unparsable
+    ///   one stops retries). Once response headers arrive the call is committed to that
+    ///   attempt. The call's deadline covers every attempt and back-off;
+    /// - each retry carries `grpc-previous-rpc-attempts` (the attempts made before it);
+    /// - the request is kept to be sent again: up to
+    ///   [`per_rpc_retry_buffer_size`](Self::per_rpc_retry_buffer_size) (256 KiB) per call and
+    ///   16 MiB per channel. A client or bidi stream that sends more is committed: it is not
+    ///   retried, and its status message says so ("(not retried: the 300 KiB sent exceed the
+    ///   256 KiB retry buffer)");
+    /// - `retryThrottling` is a token bucket per channel: it starts at `maxTokens`, a failed
+    ///   attempt with a retryable code takes one token, a successful call gives back
+    ///   `tokenRatio`; calls retry only while more than `maxTokens / 2` tokens are left;
+    /// - every call kind retries, except [`Channel::bidi_interactive`], which is committed at
+    ///   once (its messages go out as the caller sends them, with nothing kept to replay).
+    ///   Interceptors see each call end once, whatever the number of attempts; a
+    ///   [`CallFuture`] with a retry policy runs its attempts on a thread of its own.
+    ///   Streams the server never saw are retried transparently, with a policy or without.
+    ///
+    /// [`enable_retries(false)`](Self::enable_retries) turns all of this off.
     ///
     /// ```
     /// let channel = grpc_sync::Channel::builder("localhost:50051")
@@ -280,8 +311,16 @@ impl ChannelBuilder {
     ///             "name": [{"service": "helloworld.Greeter"}],
     ///             "timeout": "1.5s",
     ///             "waitForReady": true,
-    ///             "maxRequestMessageBytes": 1048576
-    ///         }]}"#,
+    ///             "maxRequestMessageBytes": 1048576,
+    ///             "retryPolicy": {
+    ///                 "maxAttempts": 3,
+    ///                 "initialBackoff": "0.1s",
+    ///                 "maxBackoff": "1s",
+    ///                 "backoffMultiplier": 2,
+    ///                 "retryableStatusCodes": ["UNAVAILABLE"]
+    ///             }
+    ///         }],
+    ///         "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
     ///     )
     ///     .build()?;
     /// # drop(channel);
@@ -334,6 +373,32 @@ impl ChannelBuilder {
         self
     }
 
+    /// Whether the service config's retry policies are acted on (grpcio's
+    /// `grpc.enable_retries`; default true). Off, no call is retried by policy; streams the
+    /// server never saw are still sent again.
+    ///
+    /// ```
+    /// let b = grpc_sync::Channel::builder("localhost:50051").enable_retries(false);
+    /// # drop(b);
+    /// ```
+    pub fn enable_retries(mut self, on: bool) -> Self {
+        self.retry.enabled = on;
+        self
+    }
+
+    /// The request bytes one call keeps to send again on a retry (grpcio's
+    /// `grpc.per_rpc_retry_buffer_size`; default 256 KiB). A call whose request grows past it
+    /// (or past the channel's 16 MiB for all calls) is not retried.
+    ///
+    /// ```
+    /// let b = grpc_sync::Channel::builder("localhost:50051").per_rpc_retry_buffer_size(1 << 20);
+    /// # drop(b);
+    /// ```
+    pub fn per_rpc_retry_buffer_size(mut self, bytes: usize) -> Self {
+        self.retry.per_call_buffer = bytes;
+        self
+    }
+
     /// Builds the channel. Nothing connects until the first call (or
     /// [`Channel::wait_for_ready`]).
     ///
@@ -342,13 +407,14 @@ impl ChannelBuilder {
     /// parsed, or the [`service_config`](Self::service_config) is malformed (the message names
     /// the field).
     pub fn build(mut self) -> Result<Channel, Status> {
-        let service_config =
-            match &self.service_config {
-                Some(json) => Some(service_config::ServiceConfig::parse(json).map_err(|e| {
-                    Status::invalid_argument(format!("invalid service config: {e}"))
-                })?),
-                None => None,
-            };
+        let service_config = match &self.service_config {
+            Some(json) => Some(
+                service_config::ServiceConfig::parse(json)
+                    .map_err(|e| Status::invalid_argument(format!("invalid service config: {e}")))?
+                    .with_retries(self.retry),
+            ),
+            None => None,
+        };
         if let Some(name) = &self.ssl_target_name_override {
             self.tls = self.tls.take().map(|c| c.with_server_name_override(name));
         }
@@ -483,6 +549,8 @@ struct Prepared {
     max_recv: usize,
     /// Reports the call's end to the interceptors (`None` without any).
     guard: Option<interceptor::CallGuard>,
+    /// The method's retry policy, when the channel acts on one.
+    retry: Option<retry::RetryPolicy>,
 }
 
 impl Prepared {
@@ -544,6 +612,8 @@ pub(crate) struct ResponseReader {
     /// A response stream's interceptors, told its status once known (unary kinds report
     /// their own, after retries and the one-message check).
     guard: Option<interceptor::CallGuard>,
+    /// The call's retry state, when its method has a retry policy (`None` costs nothing).
+    retry: Option<Box<retry_call::Retrier>>,
 }
 
 /// A unary response up to this size is taken in one go (see `ResponseReader::read_unary`).
@@ -563,13 +633,70 @@ impl ResponseReader {
             refused: false,
             pre: None,
             guard: None,
+            retry: None,
         }
     }
 
-    /// Tells the interceptors the final status, once it is known.
+    /// Tells the interceptors the final status, once it is known (not while a retry may
+    /// still follow).
     fn report(&mut self) {
+        if self.retry.as_ref().is_some_and(|r| r.live()) {
+            return;
+        }
         if let (Some(g), Some(s)) = (&mut self.guard, &self.status) {
             g.finish(s);
+        }
+    }
+
+    /// After an attempt ended with `s` (a retried call): Ok with a new attempt under way, or
+    /// the call's final status, then reported. Without a retry policy: `s` as it is.
+    fn retry_or_end(&mut self, s: Status) -> Result<(), Status> {
+        let Some(r) = self.retry.as_mut() else {
+            return Err(s);
+        };
+        if !r.live() {
+            return Err(s);
+        }
+        let refused = std::mem::take(&mut self.refused);
+        // The failed attempt is over: its stream must not take more requests.
+        self.handle.reset(Reason::CANCEL);
+        match r.after_failure(&s, refused, self.trailing.as_ref()) {
+            Ok(handle) => {
+                // A fresh attempt: forget everything the failed one left.
+                let max_recv = self.decoder.max_recv();
+                self.handle = handle;
+                self.decoder = MessageDecoder::new(max_recv);
+                self.batch.clear();
+                self.initial = None;
+                self.trailing = None;
+                self.status = None;
+                self.pre = None;
+                Ok(())
+            }
+            Err(end) => {
+                self.status = Some(end.clone());
+                self.report();
+                Err(end)
+            }
+        }
+    }
+
+    /// Reads the head, retrying failed attempts (trailers-only or broken before headers)
+    /// as the policy allows.
+    fn read_head_retrying(&mut self) -> Result<(), Status> {
+        loop {
+            let r = self.read_head();
+            if self.retry.is_none() {
+                return r;
+            }
+            let failed = match r {
+                Err(s) => s,
+                Ok(()) => match &self.status {
+                    Some(s) if s.code() != Code::Ok => s.clone(),
+                    _ => return Ok(()),
+                },
+            };
+            self.retry_or_end(failed)?;
         }
     }
 
@@ -668,6 +795,10 @@ impl ResponseReader {
             self.report();
             return Ok(());
         }
+        if let Some(r) = &mut self.retry {
+            // Response headers: the call is committed to this attempt (A6).
+            r.commit();
+        }
         let ct = Header::find(&head, b"content-type").unwrap_or(b"");
         if !ct.starts_with(b"application/grpc") {
             let s = Status::unknown(format!(
@@ -692,8 +823,30 @@ impl ResponseReader {
         Ok(())
     }
 
-    /// The next response message; `None` at the end (then `status` is set).
+    /// The next response message; `None` at the end (then `status` is set). A retried call
+    /// starts new attempts here while it may.
     fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        loop {
+            let r = self.next_message_once();
+            let Some(retry) = &mut self.retry else {
+                return r;
+            };
+            match r {
+                Some(Err(s)) => match self.retry_or_end(s) {
+                    Ok(()) => {}
+                    Err(end) => return Some(Err(end)),
+                },
+                None => {
+                    retry.succeeded();
+                    self.report();
+                    return None;
+                }
+                Some(Ok(m)) => return Some(Ok(m)),
+            }
+        }
+    }
+
+    fn next_message_once(&mut self) -> Option<Result<Bytes, Status>> {
         if let Err(s) = self.read_head() {
             return Some(Err(s));
         }
@@ -733,7 +886,11 @@ impl ResponseReader {
         if self.initial.is_none() && self.status.is_none() && self.pre.is_none() {
             match self.handle.recv_whole(self.deadline, UNARY_IN_ONE_GO) {
                 Ok(w) => self.pre = Some(w),
-                Err(e) => return Err(self.stream_failed(&e)),
+                Err(e) => {
+                    // Retried, the next attempt is read message by message.
+                    let s = self.stream_failed(&e);
+                    self.retry_or_end(s)?;
+                }
             }
         }
         let first = match self.next_message() {
@@ -770,7 +927,7 @@ impl MessageSource for ResponseReader {
     }
 
     fn initial_metadata(&mut self) -> Option<&MetadataMap> {
-        if self.read_head().is_err() {
+        if self.read_head_retrying().is_err() {
             return None;
         }
         self.initial.as_ref()
@@ -788,11 +945,17 @@ impl MessageSource for ResponseReader {
         if self.status.is_none() {
             self.status = Some(Status::cancelled("Locally cancelled by application!"));
         }
+        if let Some(r) = &mut self.retry {
+            r.end();
+        }
         self.report();
         self.handle.reset(Reason::CANCEL);
     }
 
     fn abort(&mut self, status: &Status) {
+        if let Some(r) = &mut self.retry {
+            r.end();
+        }
         self.fail(status.clone());
     }
 }
@@ -802,9 +965,42 @@ fn decode<T: Message + Default>(b: Bytes) -> Result<T, Status> {
         .map_err(|e| Status::internal(format!("failed to decode the response message: {e}")))
 }
 
+/// Where a streaming call's sender thread writes: the stream, or (with a retry policy) the
+/// replay buffer that also sends on the current attempt.
+enum Sink {
+    Direct(StreamHandle),
+    Replay(Arc<retry_call::StreamReplay>),
+}
+
+impl Sink {
+    /// Sends one framed message; false once the call ended (stop pulling requests).
+    fn send(&self, framed: &[u8], deadline: Option<Instant>) -> bool {
+        match self {
+            Sink::Direct(view) => view.send_stream_message(framed, deadline).is_ok(),
+            Sink::Replay(r) => r.send(framed, deadline),
+        }
+    }
+
+    fn end(&self, deadline: Option<Instant>) {
+        match self {
+            Sink::Direct(view) => {
+                let _ = view.send_data(&[], true, deadline);
+            }
+            Sink::Replay(r) => r.end(deadline),
+        }
+    }
+
+    fn fail(&self) {
+        match self {
+            Sink::Direct(view) => view.reset(Reason::CANCEL),
+            Sink::Replay(r) => r.fail(),
+        }
+    }
+}
+
 /// Writes the request messages of a streaming call; ends with END_STREAM.
 fn spawn_sender<Req, I>(
-    view: StreamHandle,
+    sink: Sink,
     iter: I,
     max_send: usize,
     encoding: Option<CompressionEncoding>,
@@ -820,12 +1016,12 @@ fn spawn_sender<Req, I>(
             for msg in iter {
                 buf.clear();
                 codec::encode_message_with(&msg, &mut buf, max_send, encoding)?;
-                if view.send_stream_message(&buf, deadline).is_err() {
+                if !sink.send(&buf, deadline) {
                     // The call ended (response, reset, deadline): stop pulling requests.
                     return Ok(());
                 }
             }
-            let _ = view.send_data(&[], true, deadline);
+            sink.end(deadline);
             Ok(())
         }));
         let err = match res {
@@ -835,7 +1031,7 @@ fn spawn_sender<Req, I>(
         };
         if let Some(s) = err {
             *lock(&error) = Some(s);
-            view.reset(Reason::CANCEL);
+            sink.fail();
         }
     };
     if let Err(e) = std::thread::Builder::new()
@@ -961,6 +1157,7 @@ impl Channel {
             resolver: None,
             min_time_between_resolutions: resolver::DEFAULT_MIN_INTERVAL,
             inhibit_health_checking: false,
+            retry: retry::RetryOptions::default(),
         }
     }
 
@@ -1052,6 +1249,11 @@ impl Channel {
         ));
         opts.metadata.to_headers(&mut h);
         h
+    }
+
+    /// The channel's retry state (throttle, buffer), when it acts on retry policies.
+    fn retry_state(&self) -> Option<&retry::ChannelRetry> {
+        self.inner.service_config.as_ref()?.retry.as_deref()
     }
 
     /// The coding of a call's requests: its own, else the channel's; `None` for identity.
@@ -1165,15 +1367,15 @@ impl Channel {
         mut opts: CallOptions,
     ) -> Result<Prepared, Status> {
         let (mut max_send, mut max_recv) = (self.inner.max_send, self.inner.max_recv);
-        if let Some(m) = self
-            .inner
-            .service_config
-            .as_ref()
-            .and_then(|c| c.method(path))
-        {
-            m.apply(&mut opts);
-            max_send = max_send.min(m.max_request_bytes.unwrap_or(usize::MAX));
-            max_recv = max_recv.min(m.max_response_bytes.unwrap_or(usize::MAX));
+        let mut retry = None;
+        if let Some(c) = &self.inner.service_config {
+            if let Some(m) = c.method(path) {
+                m.apply(&mut opts);
+                max_send = max_send.min(m.max_request_bytes.unwrap_or(usize::MAX));
+                max_recv = max_recv.min(m.max_response_bytes.unwrap_or(usize::MAX));
+                // `c.retry` is there only when retries are on.
+                retry = m.retry_policy.filter(|_| c.retry.is_some());
+            }
         }
         let creds = self.inner.call_credentials.is_some() || opts.credentials.is_some();
         if self.interceptors.is_none() && !creds {
@@ -1183,6 +1385,7 @@ impl Channel {
                 max_send,
                 max_recv,
                 guard: None,
+                retry,
             });
         }
         let mut guard = None;
@@ -1201,6 +1404,7 @@ impl Channel {
             max_send,
             max_recv,
             guard,
+            retry,
         };
         let res = self.add_credentials(path, &mut p);
         p.finish_if_err(res)?;
@@ -1242,14 +1446,60 @@ impl Channel {
         framed: &[u8],
         p: &Prepared,
     ) -> Result<Response<Bytes>, Status> {
-        let (opts, deadline) = (&p.opts, p.deadline);
+        let retry = self.whole_retrier(path, framed, p);
+        self.unary_attempts(path, framed, p, retry)
+    }
+
+    /// A retrier for a call with a single request, if its method has a retry policy.
+    fn whole_retrier(
+        &self,
+        path: &'static str,
+        framed: &[u8],
+        p: &Prepared,
+    ) -> Option<Box<retry_call::Retrier>> {
+        let policy = p.retry?;
+        retry_call::Retrier::whole(self, path, &p.opts, p.deadline, policy, framed).map(Box::new)
+    }
+
+    /// Opens the first attempt of a call with a single request. With a retry policy, a
+    /// stream that cannot be opened (no connection) is a failed attempt like any other.
+    fn open_first(
+        &self,
+        path: &'static str,
+        p: &Prepared,
+        framed: &[u8],
+        retry: &mut Option<Box<retry_call::Retrier>>,
+    ) -> Result<StreamHandle, Status> {
+        match self.open(path, &p.opts, p.deadline, Some(framed)) {
+            Err(s) => match retry {
+                Some(r) => r.after_failure(&s, false, None),
+                None => Err(s),
+            },
+            ok => ok,
+        }
+    }
+
+    /// [`unary_raw`](Self::unary_raw) with the call's retrier, if any.
+    fn unary_attempts(
+        &self,
+        path: &'static str,
+        framed: &[u8],
+        p: &Prepared,
+        mut retry: Option<Box<retry_call::Retrier>>,
+    ) -> Result<Response<Bytes>, Status> {
+        let deadline = p.deadline;
         // The server saw nothing of a refused stream, so the request can go again; a few
         // times at most, in case the server keeps refusing (a lower MAX_CONCURRENT_STREAMS
-        // than the client assumed before the server's SETTINGS arrived).
+        // than the client assumed before the server's SETTINGS arrived). (With a retry policy
+        // the reader does this itself.)
         let mut tries = 0;
         loop {
-            let handle = self.open(path, opts, deadline, Some(framed))?;
+            let handle = self.open_first(path, p, framed, &mut retry)?;
+            if let Some(r) = &retry {
+                r.attach(&handle);
+            }
             let mut reader = ResponseReader::new(handle, p.max_recv, deadline);
+            reader.retry = retry.take();
             match reader.read_unary() {
                 Err(_) if reader.refused && tries < 5 => tries += 1,
                 other => return other,
@@ -1294,6 +1544,9 @@ impl Channel {
             Ok(p) => p,
             Err(s) => return CallFuture::ready(Err(s)),
         };
+        if p.retry.is_some() {
+            return self.retrying_future(path, msg, p);
+        }
         let opened = self
             .encode(&msg, &p)
             .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
@@ -1312,6 +1565,35 @@ impl Channel {
         )
     }
 
+    /// A unary future whose method has a retry policy: attempts may wait out back-offs, so
+    /// the call runs on a thread of its own (futures without a policy need none).
+    fn retrying_future<Req, Resp>(
+        &self,
+        path: &'static str,
+        msg: Req,
+        mut p: Prepared,
+    ) -> CallFuture<Response<Resp>>
+    where
+        Req: Message + 'static,
+        Resp: Message + Default + Clone + Send + 'static,
+    {
+        let framed = match self.encode(&msg, &p) {
+            Ok(f) => f,
+            Err(s) => return CallFuture::ready(p.finish(Err(s))),
+        };
+        let cell = Arc::new(retry_call::CancelCell::default());
+        let retry = self
+            .whole_retrier(path, &framed, &p)
+            .map(|r| Box::new(r.with_cancel(cell.clone())));
+        let channel = self.clone();
+        CallFuture::spawned(cell, move || {
+            let res = channel
+                .unary_attempts(path, &framed, &p, retry)
+                .and_then(|r| r.try_map(decode));
+            p.finish(res)
+        })
+    }
+
     /// A server-streaming call: the response messages as an iterator.
     ///
     /// # Errors
@@ -1328,12 +1610,15 @@ impl Channel {
     {
         let (msg, opts) = req.into_parts();
         let mut p = self.prepare(path, CallKind::ServerStreaming, opts)?;
-        let opened = self
-            .encode(&msg, &p)
-            .and_then(|framed| self.open(path, &p.opts, p.deadline, Some(&framed)));
+        let mut retry = None;
+        let opened = self.encode(&msg, &p).and_then(|framed| {
+            retry = self.whole_retrier(path, &framed, &p);
+            self.open_first(path, &p, &framed, &mut retry)
+        });
         let handle = p.finish_if_err(opened)?;
         let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
         reader.guard = p.guard.take();
+        reader.retry = retry;
         Ok(Streaming::from_source(reader))
     }
 
@@ -1351,8 +1636,24 @@ impl Channel {
     {
         let handle = self.open(path, &p.opts, p.deadline, None)?;
         let error = Arc::new(std::sync::Mutex::new(None));
+        let mut retry = None;
+        let sink = match (p.retry, self.retry_state()) {
+            (Some(policy), Some(shared)) => {
+                let replay = retry_call::StreamReplay::new(handle.view(), shared.call_buffer());
+                retry = Some(Box::new(retry_call::Retrier::new(
+                    self,
+                    path,
+                    &p.opts,
+                    p.deadline,
+                    policy,
+                    retry_call::Replay::Stream(replay.clone()),
+                )));
+                Sink::Replay(replay)
+            }
+            _ => Sink::Direct(handle.view()),
+        };
         spawn_sender(
-            handle.view(),
+            sink,
             iter,
             p.max_send,
             self.call_encoding(&p.opts),
@@ -1361,6 +1662,7 @@ impl Channel {
         );
         let mut reader = ResponseReader::new(handle, p.max_recv, p.deadline);
         reader.sender_error = Some(error);
+        reader.retry = retry;
         Ok(reader)
     }
 
@@ -1406,6 +1708,16 @@ impl Channel {
             Ok(r) => r,
             Err(s) => return CallFuture::ready(p.finish(Err(s))),
         };
+        if let Some(r) = &mut reader.retry {
+            // Attempts may wait out back-offs: the call is read on a thread of its own.
+            let cell = Arc::new(retry_call::CancelCell::default());
+            r.set_cancel(cell.clone());
+            r.attach(&reader.handle);
+            return CallFuture::spawned(cell, move || {
+                let res = reader.read_unary().and_then(|r| r.try_map(decode));
+                p.finish(res)
+            });
+        }
         let probe = reader.handle.view();
         CallFuture::pending(
             probe,
@@ -1441,6 +1753,9 @@ impl Channel {
 
     /// A bidirectional-streaming call driven by hand: send with the [`RequestSender`], read
     /// from the [`Streaming`], in any order (ping-pong).
+    ///
+    /// A retry policy does not apply: the call is committed at once, since its messages go
+    /// out as they are sent, with nothing kept to replay on a new attempt.
     ///
     /// # Errors
     /// Only failures before the call starts.

@@ -2,36 +2,44 @@
 //! [`ChannelBuilder::service_config`](crate::ChannelBuilder::service_config) or the
 //! `grpc.service_config` option, parsed when the channel is built.
 //!
-//! Acted on: each `methodConfig`'s `timeout`, `waitForReady`, `maxRequestMessageBytes` and
-//! `maxResponseMessageBytes`, for the calls its `name` list matches. Parsed, type-checked and
-//! kept but not acted on yet: `retryPolicy`, `hedgingPolicy`, `loadBalancingConfig`,
-//! `loadBalancingPolicy`, `retryThrottling`, `healthCheckConfig` (issue 16's later items). Other
-//! fields are ignored, as gRPC does, so configs written for newer gRPC versions still load.
+//! Acted on: each `methodConfig`'s `timeout`, `waitForReady`, `maxRequestMessageBytes`,
+//! `maxResponseMessageBytes` and `retryPolicy` (gRFC A6 retries: see
+//! [`ChannelBuilder::service_config`](crate::ChannelBuilder::service_config)), for the calls its
+//! `name` list matches, and the top-level `retryThrottling`. `retryPolicy` and
+//! `retryThrottling` are validated as A6 says (`maxAttempts` at least 2, and above 5 counted as
+//! 5; back-offs and the multiplier above zero; a non-empty `retryableStatusCodes`, by name or
+//! number; `maxTokens` 1 to 1000; `tokenRatio` above zero, three decimals).
+//! `loadBalancingConfig`, `loadBalancingPolicy` and `healthCheckConfig` are kept here and
+//! read by the load balancer (`lb.rs`). Parsed, type-checked and kept but not acted on:
+//! `hedgingPolicy`. Other fields are ignored, as gRPC does, so configs written for newer gRPC
+//! versions still load.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::call::CallOptions;
+use super::retry::{self, RetryPolicy, ThrottleConfig};
+use crate::status::Code;
 
 /// A parsed service config.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ServiceConfig {
     methods: Vec<MethodConfig>,
     /// `(service, method, index into methods)`; `method` empty for a whole service, both
     /// empty for the default. A handful of entries: a scan is cheaper than hashing.
     names: Vec<(String, String, usize)>,
-    /// Kept for load balancing (not acted on yet).
-    #[allow(dead_code)]
+    /// The older way to name the load-balancing policy (read by `lb::from_service_config`).
     pub(crate) load_balancing_policy: Option<String>,
-    /// Kept for load balancing (not acted on yet).
-    #[allow(dead_code)]
+    /// The load-balancing policies in order of preference (read by `lb::from_service_config`).
     pub(crate) load_balancing_config: Option<Value>,
-    /// Kept for retries (not acted on yet).
-    #[allow(dead_code)]
-    pub(crate) retry_throttling: Option<Value>,
-    /// Kept for client-side health checking (not acted on yet).
-    #[allow(dead_code)]
+    /// `retryThrottling`, validated.
+    pub(crate) retry_throttling: Option<ThrottleConfig>,
+    /// The channel's retry state (throttle, buffer), once retries are on
+    /// ([`with_retries`](Self::with_retries)) and some method has a retry policy.
+    pub(crate) retry: Option<Arc<retry::ChannelRetry>>,
+    /// Client-side health checking (read by `lb::from_service_config`).
     pub(crate) health_check_config: Option<Value>,
 }
 
@@ -42,9 +50,8 @@ pub(crate) struct MethodConfig {
     pub(crate) wait_for_ready: Option<bool>,
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) max_response_bytes: Option<usize>,
-    /// Kept for retries (not acted on yet).
-    #[allow(dead_code)]
-    pub(crate) retry_policy: Option<Value>,
+    /// `retryPolicy`, validated.
+    pub(crate) retry_policy: Option<RetryPolicy>,
     /// Kept for hedging (not acted on yet).
     #[allow(dead_code)]
     pub(crate) hedging_policy: Option<Value>,
@@ -68,7 +75,10 @@ impl ServiceConfig {
             load_balancing_policy: field(root, "", "loadBalancingPolicy", Kind::String)?
                 .map(|v| v.as_str().unwrap_or_default().to_string()),
             load_balancing_config: field(root, "", "loadBalancingConfig", Kind::Array)?.cloned(),
-            retry_throttling: field(root, "", "retryThrottling", Kind::Object)?.cloned(),
+            retry_throttling: match field(root, "", "retryThrottling", Kind::Object)? {
+                Some(v) => Some(throttling(v)?),
+                None => None,
+            },
             health_check_config: field(root, "", "healthCheckConfig", Kind::Object)?.cloned(),
             ..ServiceConfig::default()
         };
@@ -83,14 +93,17 @@ impl ServiceConfig {
             config.add_names(obj, &at, i)?;
             config.methods.push(MethodConfig {
                 timeout: match field(obj, &at, "timeout", Kind::String)? {
-                    Some(v) => Some(duration(v.as_str().unwrap_or_default(), &at)?),
+                    Some(v) => Some(duration(v.as_str().unwrap_or_default(), &at, "timeout")?),
                     None => None,
                 },
                 wait_for_ready: field(obj, &at, "waitForReady", Kind::Bool)?
                     .and_then(Value::as_bool),
                 max_request_bytes: size(obj, &at, "maxRequestMessageBytes")?,
                 max_response_bytes: size(obj, &at, "maxResponseMessageBytes")?,
-                retry_policy: field(obj, &at, "retryPolicy", Kind::Object)?.cloned(),
+                retry_policy: match field(obj, &at, "retryPolicy", Kind::Object)? {
+                    Some(v) => Some(retry_policy(v, &path(&at, "retryPolicy"))?),
+                    None => None,
+                },
                 hedging_policy: field(obj, &at, "hedgingPolicy", Kind::Object)?.cloned(),
             });
         }
@@ -142,6 +155,15 @@ impl ServiceConfig {
             self.names.push((service, method, index));
         }
         Ok(())
+    }
+
+    /// Turns retries on as `options` say: with them enabled and some method having a retry
+    /// policy, the channel gets its retry state (throttle and buffer).
+    pub(crate) fn with_retries(mut self, options: retry::RetryOptions) -> ServiceConfig {
+        let any = self.methods.iter().any(|m| m.retry_policy.is_some());
+        self.retry = (options.enabled && any)
+            .then(|| Arc::new(retry::ChannelRetry::new(options, self.retry_throttling)));
+        self
     }
 
     /// The method config for `path` (`/service/method`): the one naming that method, else
@@ -251,11 +273,11 @@ fn size(obj: &Map<String, Value>, at: &str, key: &str) -> Result<Option<usize>, 
 }
 
 /// A proto Duration in JSON: seconds with up to nine decimals and an `s` (`"1.5s"`, `"30s"`).
-fn duration(text: &str, at: &str) -> Result<Duration, String> {
+fn duration(text: &str, at: &str, key: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
             "{}: {text:?} is not a duration like \"1.5s\"",
-            path(at, "timeout")
+            path(at, key)
         )
     };
     let digits = text.strip_suffix('s').ok_or_else(bad)?;
@@ -279,6 +301,130 @@ fn duration(text: &str, at: &str) -> Result<Duration, String> {
     Ok(Duration::new(secs, nanos))
 }
 
+/// A `retryPolicy` at `at`, validated as gRFC A6 asks.
+fn retry_policy(v: &Value, at: &str) -> Result<RetryPolicy, String> {
+    let obj = v.as_object().map_or_else(Map::new, Clone::clone);
+    let need = |key: &str| {
+        obj.get(key)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| format!("{}: required", path(at, key)))
+    };
+    let attempts = need("maxAttempts")?;
+    let max_attempts = integer(attempts)
+        .ok_or_else(|| format!("{}: {attempts} is not an integer", path(at, "maxAttempts")))?;
+    if max_attempts < 2 {
+        return Err(format!("{}: must be at least 2", path(at, "maxAttempts")));
+    }
+    let positive_duration = |key: &str| -> Result<Duration, String> {
+        let v = need(key)?;
+        let text = v
+            .as_str()
+            .ok_or_else(|| format!("{}: {v} is not a string", path(at, key)))?;
+        let d = duration(text, at, key)?;
+        if d.is_zero() {
+            return Err(format!("{}: must be greater than zero", path(at, key)));
+        }
+        Ok(d)
+    };
+    let initial_backoff = positive_duration("initialBackoff")?;
+    let max_backoff = positive_duration("maxBackoff")?;
+    let m = need("backoffMultiplier")?;
+    let backoff_multiplier = m
+        .as_f64()
+        .ok_or_else(|| format!("{}: {m} is not a number", path(at, "backoffMultiplier")))?;
+    if !backoff_multiplier.is_finite() || backoff_multiplier <= 0.0 {
+        return Err(format!(
+            "{}: must be greater than zero",
+            path(at, "backoffMultiplier")
+        ));
+    }
+    let key = "retryableStatusCodes";
+    let codes = need(key)?;
+    let list = codes
+        .as_array()
+        .ok_or_else(|| format!("{}: {codes} is not a list", path(at, key)))?;
+    if list.is_empty() {
+        return Err(format!("{}: must not be empty", path(at, key)));
+    }
+    let mut retryable = 0u32;
+    for (i, c) in list.iter().enumerate() {
+        let code = status_code(c).ok_or_else(|| {
+            format!(
+                "{}[{i}]: {c} is not a status code (a name such as \"UNAVAILABLE\", or 0 to 16)",
+                path(at, key)
+            )
+        })?;
+        retryable |= 1 << code as u32;
+    }
+    Ok(RetryPolicy {
+        max_attempts: u32::try_from(max_attempts)
+            .unwrap_or(u32::MAX)
+            .min(retry::MAX_ATTEMPTS_CAP),
+        initial_backoff,
+        max_backoff,
+        backoff_multiplier,
+        retryable,
+    })
+}
+
+/// The top-level `retryThrottling`, validated as gRFC A6 asks.
+fn throttling(v: &Value) -> Result<ThrottleConfig, String> {
+    let at = "retryThrottling";
+    let obj = v.as_object().map_or_else(Map::new, Clone::clone);
+    let need = |key: &str| {
+        obj.get(key)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| format!("{}: required", path(at, key)))
+    };
+    let t = need("maxTokens")?;
+    let max_tokens = integer(t)
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{}: {t} is not an integer from 1 to 1000",
+                path(at, "maxTokens")
+            )
+        })?;
+    let r = need("tokenRatio")?;
+    let ratio = r
+        .as_f64()
+        .or_else(|| r.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| format!("{}: {r} is not a number", path(at, "tokenRatio")))?;
+    // Three decimals count (A6); more are rounded away.
+    let ratio_milli = (ratio * 1000.0).round();
+    if !ratio_milli.is_finite() || ratio_milli < 1.0 {
+        return Err(format!(
+            "{}: {r} must be greater than zero (with three decimals at most)",
+            path(at, "tokenRatio")
+        ));
+    }
+    Ok(ThrottleConfig {
+        max_milli: u32::try_from(max_tokens * 1000).unwrap_or(u32::MAX),
+        ratio_milli: ratio_milli.min(f64::from(u32::MAX)) as u32,
+    })
+}
+
+/// A JSON integer, as a number or a string (proto3 JSON writes some integers as strings).
+fn integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A status code by name (any case, e.g. "UNAVAILABLE" or "unavailable") or number (0..=16).
+fn status_code(v: &Value) -> Option<Code> {
+    match v {
+        Value::String(s) => Code::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s)),
+        _ => integer(v)
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| Code::ALL.get(n).copied()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +444,10 @@ mod tests {
              "maxRequestMessageBytes": 100, "maxResponseMessageBytes": "2000"},
             {"name": [{"service": "a.S", "method": "M"}, {"service": "b.T", "method": "N"}],
              "timeout": "0.000000001s", "waitForReady": false,
-             "retryPolicy": {"maxAttempts": 3}, "hedgingPolicy": {}},
+             "retryPolicy": {"maxAttempts": 9, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                             "backoffMultiplier": 1.5,
+                             "retryableStatusCodes": ["UNAVAILABLE", "aborted", 4]},
+             "hedgingPolicy": {}},
             {"name": [{"service": "c.U"}]}
         ]
     }"#;
@@ -308,7 +457,13 @@ mod tests {
         let c = ServiceConfig::parse(FULL).unwrap();
         assert_eq!(c.load_balancing_policy.as_deref(), Some("round_robin"));
         assert!(c.load_balancing_config.is_some());
-        assert!(c.retry_throttling.is_some());
+        assert_eq!(
+            c.retry_throttling,
+            Some(ThrottleConfig {
+                max_milli: 10_000,
+                ratio_milli: 100
+            })
+        );
         assert!(c.health_check_config.is_some());
         assert_eq!(c.methods.len(), 4);
         assert_eq!(c.methods[0].timeout, Some(Duration::from_secs(10)));
@@ -317,7 +472,23 @@ mod tests {
         assert_eq!(c.methods[1].max_request_bytes, Some(100));
         assert_eq!(c.methods[1].max_response_bytes, Some(2000));
         assert_eq!(c.methods[2].timeout, Some(Duration::from_nanos(1)));
-        assert!(c.methods[2].retry_policy.is_some());
+        let p = c.methods[2].retry_policy.unwrap();
+        assert_eq!(p.max_attempts, 5, "capped at 5");
+        assert_eq!(p.initial_backoff, Duration::from_millis(100));
+        assert_eq!(p.max_backoff, Duration::from_secs(1));
+        assert_eq!(p.backoff_multiplier, 1.5);
+        for code in [Code::Unavailable, Code::Aborted, Code::DeadlineExceeded] {
+            assert!(p.retries(code), "{code:?}");
+        }
+        assert!(!p.retries(Code::Internal));
+        assert!(c.retry.is_none(), "retry state comes with with_retries");
+        let on = c.clone().with_retries(retry::RetryOptions::default());
+        assert!(on.retry.is_some());
+        let off = c.clone().with_retries(retry::RetryOptions {
+            enabled: false,
+            ..Default::default()
+        });
+        assert!(off.retry.is_none());
         assert!(c.methods[2].hedging_policy.is_some());
     }
 
@@ -369,7 +540,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        let d = |s| duration(s, "m");
+        let d = |s| duration(s, "m", "timeout");
         assert_eq!(d("0s"), Ok(Duration::ZERO));
         assert_eq!(d("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(d("0.25s"), Ok(Duration::from_millis(250)));
@@ -467,6 +638,128 @@ mod tests {
             err(r#"{"healthCheckConfig": "x"}"#),
             r#"healthCheckConfig: "x" is not an object"#
         );
+    }
+
+    #[test]
+    fn retry_policies_are_validated() {
+        let policy = |fields: &str| {
+            err(&format!(
+                r#"{{"methodConfig": [{{"retryPolicy": {{{fields}}}}}]}}"#
+            ))
+        };
+        const OK: &str = r#""maxAttempts": 2, "initialBackoff": "1s", "maxBackoff": "1s",
+            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]"#;
+        let with = |key: &str, value: &str| {
+            let mut v: Value = serde_json::from_str(&format!("{{{OK}}}")).unwrap();
+            match value {
+                "" => {
+                    v.as_object_mut().unwrap().remove(key);
+                }
+                _ => {
+                    v[key] = serde_json::from_str(value).unwrap();
+                }
+            }
+            let text = v.to_string();
+            policy(&text[1..text.len() - 1])
+        };
+        let at = "methodConfig[0].retryPolicy";
+        assert_eq!(
+            with("maxAttempts", "1"),
+            format!("{at}.maxAttempts: must be at least 2")
+        );
+        assert_eq!(
+            with("maxAttempts", ""),
+            format!("{at}.maxAttempts: required")
+        );
+        assert_eq!(
+            with("maxAttempts", "2.5"),
+            format!("{at}.maxAttempts: 2.5 is not an integer")
+        );
+        assert_eq!(
+            with("initialBackoff", r#""0s""#),
+            format!("{at}.initialBackoff: must be greater than zero")
+        );
+        assert_eq!(
+            with("maxBackoff", r#""1""#),
+            format!(r#"{at}.maxBackoff: "1" is not a duration like "1.5s""#)
+        );
+        assert_eq!(with("maxBackoff", ""), format!("{at}.maxBackoff: required"));
+        assert_eq!(
+            with("backoffMultiplier", "0"),
+            format!("{at}.backoffMultiplier: must be greater than zero")
+        );
+        assert_eq!(
+            with("backoffMultiplier", r#""2""#),
+            format!(r#"{at}.backoffMultiplier: "2" is not a number"#)
+        );
+        assert_eq!(
+            with("retryableStatusCodes", "[]"),
+            format!("{at}.retryableStatusCodes: must not be empty")
+        );
+        assert_eq!(
+            with("retryableStatusCodes", r#"["UNAVAILABLE", "NOPE"]"#),
+            format!(
+                r#"{at}.retryableStatusCodes[1]: "NOPE" is not a status code (a name such as "UNAVAILABLE", or 0 to 16)"#
+            )
+        );
+        assert_eq!(
+            with("retryableStatusCodes", "[17]"),
+            format!(
+                r#"{at}.retryableStatusCodes[0]: 17 is not a status code (a name such as "UNAVAILABLE", or 0 to 16)"#
+            )
+        );
+        assert!(ServiceConfig::parse(&format!(
+            r#"{{"methodConfig": [{{"retryPolicy": {{{OK}}}}}]}}"#
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn retry_throttling_is_validated() {
+        let t = |json: &str| ServiceConfig::parse(&format!(r#"{{"retryThrottling": {json}}}"#));
+        assert_eq!(
+            t(r#"{"maxTokens": 1000, "tokenRatio": 0.0125}"#)
+                .unwrap()
+                .retry_throttling,
+            Some(ThrottleConfig {
+                max_milli: 1_000_000,
+                ratio_milli: 13
+            })
+        );
+        for (json, e) in [
+            (
+                r#"{"maxTokens": 0, "tokenRatio": 1}"#,
+                "retryThrottling.maxTokens: 0 is not an integer from 1 to 1000",
+            ),
+            (
+                r#"{"maxTokens": 1001, "tokenRatio": 1}"#,
+                "retryThrottling.maxTokens: 1001 is not an integer from 1 to 1000",
+            ),
+            (
+                r#"{"tokenRatio": 1}"#,
+                "retryThrottling.maxTokens: required",
+            ),
+            (
+                r#"{"maxTokens": 5}"#,
+                "retryThrottling.tokenRatio: required",
+            ),
+            (
+                r#"{"maxTokens": 5, "tokenRatio": 0}"#,
+                "retryThrottling.tokenRatio: 0 must be greater than zero (with three decimals \
+                 at most)",
+            ),
+            (
+                r#"{"maxTokens": 5, "tokenRatio": 0.0001}"#,
+                "retryThrottling.tokenRatio: 0.0001 must be greater than zero (with three \
+                 decimals at most)",
+            ),
+            (
+                r#"{"maxTokens": 5, "tokenRatio": []}"#,
+                "retryThrottling.tokenRatio: [] is not a number",
+            ),
+        ] {
+            assert_eq!(t(json).unwrap_err(), e, "{json}");
+        }
     }
 
     #[test]
