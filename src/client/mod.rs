@@ -20,6 +20,7 @@ mod conn;
 mod credentials;
 mod future;
 mod health;
+mod hedge;
 mod interceptor;
 mod lb;
 mod proxy;
@@ -551,6 +552,8 @@ struct Prepared {
     guard: Option<interceptor::CallGuard>,
     /// The method's retry policy, when the channel acts on one.
     retry: Option<retry::RetryPolicy>,
+    /// The method's hedging policy, when the channel acts on one (unary calls only).
+    hedge: Option<retry::HedgingPolicy>,
 }
 
 impl Prepared {
@@ -1367,7 +1370,7 @@ impl Channel {
         mut opts: CallOptions,
     ) -> Result<Prepared, Status> {
         let (mut max_send, mut max_recv) = (self.inner.max_send, self.inner.max_recv);
-        let mut retry = None;
+        let (mut retry, mut hedge) = (None, None);
         if let Some(c) = &self.inner.service_config {
             if let Some(m) = c.method(path) {
                 m.apply(&mut opts);
@@ -1375,6 +1378,7 @@ impl Channel {
                 max_recv = max_recv.min(m.max_response_bytes.unwrap_or(usize::MAX));
                 // `c.retry` is there only when retries are on.
                 retry = m.retry_policy.filter(|_| c.retry.is_some());
+                hedge = m.hedging_policy.filter(|_| c.retry.is_some());
             }
         }
         let creds = self.inner.call_credentials.is_some() || opts.credentials.is_some();
@@ -1386,6 +1390,7 @@ impl Channel {
                 max_recv,
                 guard: None,
                 retry,
+                hedge,
             });
         }
         let mut guard = None;
@@ -1405,6 +1410,7 @@ impl Channel {
             max_recv,
             guard,
             retry,
+            hedge,
         };
         let res = self.add_credentials(path, &mut p);
         p.finish_if_err(res)?;
@@ -1446,6 +1452,11 @@ impl Channel {
         framed: &[u8],
         p: &Prepared,
     ) -> Result<Response<Bytes>, Status> {
+        if let Some(policy) = p.hedge {
+            if let Some(res) = hedge::unary(self, path, framed, p, policy, None) {
+                return res;
+            }
+        }
         let retry = self.whole_retrier(path, framed, p);
         self.unary_attempts(path, framed, p, retry)
     }
@@ -1544,7 +1555,7 @@ impl Channel {
             Ok(p) => p,
             Err(s) => return CallFuture::ready(Err(s)),
         };
-        if p.retry.is_some() {
+        if p.retry.is_some() || p.hedge.is_some() {
             return self.retrying_future(path, msg, p);
         }
         let opened = self
@@ -1565,8 +1576,9 @@ impl Channel {
         )
     }
 
-    /// A unary future whose method has a retry policy: attempts may wait out back-offs, so
-    /// the call runs on a thread of its own (futures without a policy need none).
+    /// A unary future whose method has a retry or hedging policy: attempts may wait out
+    /// back-offs or hedging delays, so the call runs on a thread of its own (futures without
+    /// a policy need none).
     fn retrying_future<Req, Resp>(
         &self,
         path: &'static str,
@@ -1586,11 +1598,15 @@ impl Channel {
             .whole_retrier(path, &framed, &p)
             .map(|r| Box::new(r.with_cancel(cell.clone())));
         let channel = self.clone();
-        CallFuture::spawned(cell, move || {
-            let res = channel
-                .unary_attempts(path, &framed, &p, retry)
-                .and_then(|r| r.try_map(decode));
-            p.finish(res)
+        CallFuture::spawned(cell.clone(), move || {
+            let hedged = p
+                .hedge
+                .and_then(|h| hedge::unary(&channel, path, &framed, &p, h, Some(&cell)));
+            let res = match hedged {
+                Some(res) => res,
+                None => channel.unary_attempts(path, &framed, &p, retry),
+            };
+            p.finish(res.and_then(|r| r.try_map(decode)))
         })
     }
 
