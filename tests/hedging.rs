@@ -194,12 +194,17 @@ fn config(max_attempts: u32, delay: &str, non_fatal: &str, extra: &str) -> Strin
 }
 
 fn echo(ch: &Channel, timeout: Duration) -> Result<String, Status> {
-    ch.unary::<_, Text>("/test.Hedge/Echo", Request::new(text("hi")).with_timeout(timeout))
-        .map(|r| r.into_inner().s)
+    ch.unary::<_, Text>(
+        "/test.Hedge/Echo",
+        Request::new(text("hi")).with_timeout(timeout),
+    )
+    .map(|r| r.into_inner().s)
 }
 
 fn attempts(list: &[(usize, Option<&str>)]) -> Vec<(usize, Option<String>)> {
-    list.iter().map(|(i, p)| (*i, p.map(str::to_string))).collect()
+    list.iter()
+        .map(|(i, p)| (*i, p.map(str::to_string)))
+        .collect()
 }
 
 #[test]
@@ -406,7 +411,10 @@ fn interceptors_see_one_end_per_hedged_call() {
 fn hedged_futures_complete_and_cancel() {
     let s = start(|i| if i == 0 { Act::Hang } else { Act::Answer });
     let ch = s.channel(&config(3, "0.05s", r#""UNAVAILABLE""#, ""));
-    let f = ch.unary_future::<_, Text>("/test.Hedge/Echo", Request::new(text("f")).with_timeout(WAIT));
+    let f = ch.unary_future::<_, Text>(
+        "/test.Hedge/Echo",
+        Request::new(text("f")).with_timeout(WAIT),
+    );
     assert_eq!(f.result().unwrap().into_inner().s, "f");
     let seen = started(&s.wait_cancelled(0));
     assert_eq!(seen, attempts(&[(0, None), (1, Some("1"))]));
@@ -416,7 +424,10 @@ fn hedged_futures_complete_and_cancel() {
     // I/O thread and blocks; see `inline_unary`.)
     let s = start(|_| Act::Hang);
     let ch = s.channel(&config(2, "0.02s", r#""UNAVAILABLE""#, ""));
-    let f = ch.unary_future::<_, Text>("/test.Hedge/Echo", Request::new(text("f")).with_timeout(WAIT));
+    let f = ch.unary_future::<_, Text>(
+        "/test.Hedge/Echo",
+        Request::new(text("f")).with_timeout(WAIT),
+    );
     for _ in 0..2 {
         let e = s.events.recv_timeout(WAIT).unwrap();
         assert!(matches!(e, Event::Started { .. }), "{e:?}");
@@ -455,7 +466,10 @@ fn round_robin_sends_the_hedges_of_a_call_to_different_servers() {
     let until = Instant::now() + WAIT;
     let mut ports = std::collections::HashSet::new();
     while ports.len() < 3 {
-        assert!(Instant::now() < until, "not all servers answered: {ports:?}");
+        assert!(
+            Instant::now() < until,
+            "not all servers answered: {ports:?}"
+        );
         let r = ch.unary::<_, Num>("/test.Plain/Ping", Request::new(num(0)).with_timeout(WAIT));
         ports.insert(r.unwrap().into_inner().n);
     }

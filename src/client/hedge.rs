@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::retry::{self, HedgingPolicy, Hedges, Pushback};
+use super::retry::{self, Hedges, HedgingPolicy, Pushback};
 use super::retry_call::CancelCell;
-use super::{Channel, Prepared, ResponseReader, Response};
+use super::{Channel, Prepared, Response, ResponseReader};
 use crate::status::{Code, Status};
 use crate::transport::driver::{self, lock, StreamHandle};
 
@@ -253,7 +253,6 @@ impl Hedged<'_> {
         self.live.push((n, handle));
         Ok(())
     }
-
 }
 
 /// Reads what an attempt answered (its head is there, or it ended).

@@ -277,8 +277,8 @@ impl ChannelBuilder {
     /// smaller of the channel's and the config's. `loadBalancingConfig` (or the older
     /// `loadBalancingPolicy`) picks `pick_first` or `round_robin` (see
     /// [`lb_policy`](Self::lb_policy)), and `healthCheckConfig.serviceName` turns on
-    /// round_robin's health checking of each server. `hedgingPolicy` is checked but not acted
-    /// on. The JSON is parsed by [`build`](Self::build).
+    /// round_robin's health checking of each server. The JSON is parsed by
+    /// [`build`](Self::build).
     ///
     /// **Retries** (gRFC A6), with a `retryPolicy` and, optionally, `retryThrottling`:
     /// - an attempt that fails with one of `retryableStatusCodes` before the response headers
@@ -302,6 +302,20 @@ impl ChannelBuilder {
     ///   Interceptors see each call end once, whatever the number of attempts; a
     ///   [`CallFuture`] with a retry policy runs its attempts on a thread of its own.
     ///   Streams the server never saw are retried transparently, with a policy or without.
+    ///
+    /// **Hedging** (gRFC A6), with a `hedgingPolicy` (`maxAttempts`, `hedgingDelay`,
+    /// optional `nonFatalStatusCodes`; never beside a `retryPolicy`) — hedging applies to
+    /// unary calls ([`Channel::unary`], [`Channel::unary_future`]); other kinds are sent as
+    /// plain calls:
+    /// - the first attempt goes at once, another every `hedgingDelay` while none committed, up
+    ///   to `maxAttempts` (at most 5), each with `grpc-previous-rpc-attempts`;
+    /// - the first attempt to get response headers, or to end with a status not in
+    ///   `nonFatalStatusCodes`, is the call's, and the others are cancelled;
+    /// - a non-fatal failure starts the next attempt at once, a server's
+    ///   `grpc-retry-pushback-ms` after that long (a negative one: no more attempts); if all
+    ///   fail, the last failure is the call's status; the deadline bounds it all;
+    /// - `retryThrottling` and the retry buffer apply as for retries (a throttled call sends
+    ///   only its first attempt; a request over the buffer is not hedged).
     ///
     /// [`enable_retries(false)`](Self::enable_retries) turns all of this off.
     ///

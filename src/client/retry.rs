@@ -1,6 +1,7 @@
-//! Client retries (gRFC A6): the policy's arithmetic, the channel's retry throttle and the
-//! retry buffer's accounting. Sans-IO: no clock, no threads, no randomness of its own (the
-//! caller passes a random fraction), so each rule is unit-tested here; `mod.rs` acts on it.
+//! Client retries and hedging (gRFC A6): the policies' arithmetic (`Attempts`, `Hedges`), the
+//! channel's retry throttle and the retry buffer's accounting. Sans-IO: no clock of its own
+//! (the caller passes the time), no threads, no randomness of its own (the caller passes a
+//! random fraction), so each rule is unit-tested here; `retry_call.rs` and `hedge.rs` act on it.
 //!
 //! An attempt that fails with one of the policy's `retryableStatusCodes` before the response
 //! headers came is retried after a random back-off (or exactly the server's
@@ -357,7 +358,8 @@ impl Hedges {
 
     /// When the next attempt is due, if one may still start.
     pub fn next_at(&self) -> Option<Instant> {
-        self.next.filter(|_| self.started < self.policy.max_attempts)
+        self.next
+            .filter(|_| self.started < self.policy.max_attempts)
     }
 
     /// Whether an attempt is due at `now`.

@@ -505,7 +505,10 @@ impl CancelCell {
         let (current, hook) = {
             let mut st = lock(&self.state);
             st.cancelled = true;
-            (st.current.as_ref().map(StreamHandle::view), st.on_cancel.take())
+            (
+                st.current.as_ref().map(StreamHandle::view),
+                st.on_cancel.take(),
+            )
         };
         self.cv.notify_all();
         if let Some(h) = current {

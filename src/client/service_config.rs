@@ -365,8 +365,8 @@ fn retry_policy(v: &Value, at: &str) -> Result<RetryPolicy, String> {
 
 /// A policy's `maxAttempts`: an integer of at least 2; above 5 counts as 5 (A6).
 fn max_attempts(v: &Value, at: &str) -> Result<u32, String> {
-    let n = integer(v)
-        .ok_or_else(|| format!("{}: {v} is not an integer", path(at, "maxAttempts")))?;
+    let n =
+        integer(v).ok_or_else(|| format!("{}: {v} is not an integer", path(at, "maxAttempts")))?;
     if n < 2 {
         return Err(format!("{}: must be at least 2", path(at, "maxAttempts")));
     }
@@ -380,7 +380,9 @@ fn code_set(list: &[Value], at: &str) -> Result<u32, String> {
     let mut set = 0u32;
     for (i, c) in list.iter().enumerate() {
         let code = status_code(c).ok_or_else(|| {
-            format!("{at}[{i}]: {c} is not a status code (a name such as \"UNAVAILABLE\", or 0 to 16)")
+            format!(
+                "{at}[{i}]: {c} is not a status code (a name such as \"UNAVAILABLE\", or 0 to 16)"
+            )
         })?;
         set |= 1 << code as u32;
     }
@@ -789,7 +791,10 @@ mod tests {
             })
         );
         for (fields, e) in [
-            (r#""hedgingDelay": "1s""#, format!("{at}.maxAttempts: required")),
+            (
+                r#""hedgingDelay": "1s""#,
+                format!("{at}.maxAttempts: required"),
+            ),
             (
                 r#""maxAttempts": 1, "hedgingDelay": "1s""#,
                 format!("{at}.maxAttempts: must be at least 2"),
@@ -798,7 +803,10 @@ mod tests {
                 r#""maxAttempts": "x", "hedgingDelay": "1s""#,
                 format!(r#"{at}.maxAttempts: "x" is not an integer"#),
             ),
-            (r#""maxAttempts": 3"#, format!("{at}.hedgingDelay: required")),
+            (
+                r#""maxAttempts": 3"#,
+                format!("{at}.hedgingDelay: required"),
+            ),
             (
                 r#""maxAttempts": 3, "hedgingDelay": "-1s""#,
                 format!(r#"{at}.hedgingDelay: "-1s" is not a duration like "1.5s""#),
@@ -821,9 +829,11 @@ mod tests {
             assert_eq!(policy(fields).unwrap_err(), e, "{fields}");
         }
         assert_eq!(
-            err(r#"{"methodConfig": [{}, {"hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "1s"},
+            err(
+                r#"{"methodConfig": [{}, {"hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "1s"},
                 "retryPolicy": {"maxAttempts": 2, "initialBackoff": "1s", "maxBackoff": "1s",
-                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#),
+                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#
+            ),
             "methodConfig[1]: has both retryPolicy and hedgingPolicy; a method may have only one"
         );
     }
