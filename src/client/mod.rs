@@ -20,6 +20,7 @@ mod conn;
 mod credentials;
 mod future;
 mod health;
+mod hedge;
 mod interceptor;
 mod lb;
 mod proxy;
@@ -276,8 +277,8 @@ impl ChannelBuilder {
     /// smaller of the channel's and the config's. `loadBalancingConfig` (or the older
     /// `loadBalancingPolicy`) picks `pick_first` or `round_robin` (see
     /// [`lb_policy`](Self::lb_policy)), and `healthCheckConfig.serviceName` turns on
-    /// round_robin's health checking of each server. `hedgingPolicy` is checked but not acted
-    /// on. The JSON is parsed by [`build`](Self::build).
+    /// round_robin's health checking of each server. The JSON is parsed by
+    /// [`build`](Self::build).
     ///
     /// **Retries** (gRFC A6), with a `retryPolicy` and, optionally, `retryThrottling`:
     /// - an attempt that fails with one of `retryableStatusCodes` before the response headers
@@ -301,6 +302,20 @@ impl ChannelBuilder {
     ///   Interceptors see each call end once, whatever the number of attempts; a
     ///   [`CallFuture`] with a retry policy runs its attempts on a thread of its own.
     ///   Streams the server never saw are retried transparently, with a policy or without.
+    ///
+    /// **Hedging** (gRFC A6), with a `hedgingPolicy` (`maxAttempts`, `hedgingDelay`,
+    /// optional `nonFatalStatusCodes`; never beside a `retryPolicy`) — hedging applies to
+    /// unary calls ([`Channel::unary`], [`Channel::unary_future`]); other kinds are sent as
+    /// plain calls:
+    /// - the first attempt goes at once, another every `hedgingDelay` while none committed, up
+    ///   to `maxAttempts` (at most 5), each with `grpc-previous-rpc-attempts`;
+    /// - the first attempt to get response headers, or to end with a status not in
+    ///   `nonFatalStatusCodes`, is the call's, and the others are cancelled;
+    /// - a non-fatal failure starts the next attempt at once, a server's
+    ///   `grpc-retry-pushback-ms` after that long (a negative one: no more attempts); if all
+    ///   fail, the last failure is the call's status; the deadline bounds it all;
+    /// - `retryThrottling` and the retry buffer apply as for retries (a throttled call sends
+    ///   only its first attempt; a request over the buffer is not hedged).
     ///
     /// [`enable_retries(false)`](Self::enable_retries) turns all of this off.
     ///
@@ -551,6 +566,8 @@ struct Prepared {
     guard: Option<interceptor::CallGuard>,
     /// The method's retry policy, when the channel acts on one.
     retry: Option<retry::RetryPolicy>,
+    /// The method's hedging policy, when the channel acts on one (unary calls only).
+    hedge: Option<retry::HedgingPolicy>,
 }
 
 impl Prepared {
@@ -1367,7 +1384,7 @@ impl Channel {
         mut opts: CallOptions,
     ) -> Result<Prepared, Status> {
         let (mut max_send, mut max_recv) = (self.inner.max_send, self.inner.max_recv);
-        let mut retry = None;
+        let (mut retry, mut hedge) = (None, None);
         if let Some(c) = &self.inner.service_config {
             if let Some(m) = c.method(path) {
                 m.apply(&mut opts);
@@ -1375,6 +1392,7 @@ impl Channel {
                 max_recv = max_recv.min(m.max_response_bytes.unwrap_or(usize::MAX));
                 // `c.retry` is there only when retries are on.
                 retry = m.retry_policy.filter(|_| c.retry.is_some());
+                hedge = m.hedging_policy.filter(|_| c.retry.is_some());
             }
         }
         let creds = self.inner.call_credentials.is_some() || opts.credentials.is_some();
@@ -1386,6 +1404,7 @@ impl Channel {
                 max_recv,
                 guard: None,
                 retry,
+                hedge,
             });
         }
         let mut guard = None;
@@ -1405,6 +1424,7 @@ impl Channel {
             max_recv,
             guard,
             retry,
+            hedge,
         };
         let res = self.add_credentials(path, &mut p);
         p.finish_if_err(res)?;
@@ -1446,6 +1466,11 @@ impl Channel {
         framed: &[u8],
         p: &Prepared,
     ) -> Result<Response<Bytes>, Status> {
+        if let Some(policy) = p.hedge {
+            if let Some(res) = hedge::unary(self, path, framed, p, policy, None) {
+                return res;
+            }
+        }
         let retry = self.whole_retrier(path, framed, p);
         self.unary_attempts(path, framed, p, retry)
     }
@@ -1544,7 +1569,7 @@ impl Channel {
             Ok(p) => p,
             Err(s) => return CallFuture::ready(Err(s)),
         };
-        if p.retry.is_some() {
+        if p.retry.is_some() || p.hedge.is_some() {
             return self.retrying_future(path, msg, p);
         }
         let opened = self
@@ -1565,8 +1590,9 @@ impl Channel {
         )
     }
 
-    /// A unary future whose method has a retry policy: attempts may wait out back-offs, so
-    /// the call runs on a thread of its own (futures without a policy need none).
+    /// A unary future whose method has a retry or hedging policy: attempts may wait out
+    /// back-offs or hedging delays, so the call runs on a thread of its own (futures without
+    /// a policy need none).
     fn retrying_future<Req, Resp>(
         &self,
         path: &'static str,
@@ -1586,11 +1612,15 @@ impl Channel {
             .whole_retrier(path, &framed, &p)
             .map(|r| Box::new(r.with_cancel(cell.clone())));
         let channel = self.clone();
-        CallFuture::spawned(cell, move || {
-            let res = channel
-                .unary_attempts(path, &framed, &p, retry)
-                .and_then(|r| r.try_map(decode));
-            p.finish(res)
+        CallFuture::spawned(cell.clone(), move || {
+            let hedged = p
+                .hedge
+                .and_then(|h| hedge::unary(&channel, path, &framed, &p, h, Some(&cell)));
+            let res = match hedged {
+                Some(res) => res,
+                None => channel.unary_attempts(path, &framed, &p, retry),
+            };
+            p.finish(res.and_then(|r| r.try_map(decode)))
         })
     }
 

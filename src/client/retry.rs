@@ -1,6 +1,7 @@
-//! Client retries (gRFC A6): the policy's arithmetic, the channel's retry throttle and the
-//! retry buffer's accounting. Sans-IO: no clock, no threads, no randomness of its own (the
-//! caller passes a random fraction), so each rule is unit-tested here; `mod.rs` acts on it.
+//! Client retries and hedging (gRFC A6): the policies' arithmetic (`Attempts`, `Hedges`), the
+//! channel's retry throttle and the retry buffer's accounting. Sans-IO: no clock of its own
+//! (the caller passes the time), no threads, no randomness of its own (the caller passes a
+//! random fraction), so each rule is unit-tested here; `retry_call.rs` and `hedge.rs` act on it.
 //!
 //! An attempt that fails with one of the policy's `retryableStatusCodes` before the response
 //! headers came is retried after a random back-off (or exactly the server's
@@ -8,7 +9,7 @@
 //! still fits the retry buffer. A6: <https://github.com/grpc/proposal/blob/master/A6-client-retries.md>.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metadata::MetadataMap;
 use crate::status::Code;
@@ -309,6 +310,105 @@ pub(crate) fn record_failure(
     retryable
 }
 
+/// A method config's `hedgingPolicy`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HedgingPolicy {
+    /// Attempts in all, the first included: 2..=5.
+    pub max_attempts: u32,
+    /// The time between two attempts' starts (may be zero: all at once).
+    pub delay: Duration,
+    /// `nonFatalStatusCodes` as a bit set: bit `n` for code `n`.
+    pub non_fatal: u32,
+}
+
+impl HedgingPolicy {
+    /// Whether `code` is one of the policy's `nonFatalStatusCodes`.
+    pub fn non_fatal(&self, code: Code) -> bool {
+        self.non_fatal & (1 << code as u32) != 0
+    }
+}
+
+/// When a hedged call starts its attempts (A6 "Hedging Policy"): the first at once, then one
+/// every `hedgingDelay` while none has committed; a non-fatal failure starts the next at once,
+/// a pushback of `n` ms starts it after `n` ms (the following ones `hedgingDelay` later
+/// again), a "do not retry" pushback starts no more. Sans-IO: the caller passes the clock.
+#[derive(Debug, Clone)]
+pub(crate) struct Hedges {
+    policy: HedgingPolicy,
+    /// Attempts started so far.
+    started: u32,
+    /// When the next attempt starts; `None` once no more may.
+    next: Option<Instant>,
+}
+
+impl Hedges {
+    /// A call whose first attempt is due `now`.
+    pub fn new(policy: HedgingPolicy, now: Instant) -> Hedges {
+        Hedges {
+            policy,
+            started: 0,
+            next: Some(now),
+        }
+    }
+
+    /// Attempts started so far.
+    pub fn started(&self) -> u32 {
+        self.started
+    }
+
+    /// When the next attempt is due, if one may still start.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.next
+            .filter(|_| self.started < self.policy.max_attempts)
+    }
+
+    /// Whether an attempt is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.next_at().is_some_and(|t| t <= now)
+    }
+
+    /// Counts an attempt started at `now` and schedules the next; returns the attempts
+    /// before it (its `grpc-previous-rpc-attempts`).
+    pub fn start(&mut self, now: Instant) -> u32 {
+        let previous = self.started;
+        self.started += 1;
+        self.next = Some(now + self.policy.delay);
+        previous
+    }
+
+    /// No more attempts start (the throttle holds them back).
+    pub fn stop(&mut self) {
+        self.next = None;
+    }
+
+    /// After an attempt failed with `code` before response headers, at `now`: true if the
+    /// failure is non-fatal (the call goes on with its other attempts and the next ones),
+    /// false if the call ends with it. Tells the throttle about failures A6 counts.
+    pub fn after_failure(
+        &mut self,
+        code: Code,
+        pushback: Pushback,
+        throttle: Option<&Throttle>,
+        now: Instant,
+    ) -> bool {
+        let non_fatal = self.policy.non_fatal(code);
+        if non_fatal || pushback == Pushback::Stop {
+            if let Some(t) = throttle {
+                t.record_failure();
+            }
+        }
+        if !non_fatal {
+            return false;
+        }
+        match pushback {
+            Pushback::Stop => self.next = None,
+            Pushback::After(d) => self.next = self.next.map(|_| now + d),
+            Pushback::None => self.next = self.next.map(|_| now),
+        }
+        true
+    }
+}
+
 /// The retry buffer shared by a channel's calls (A6 "Memory Management").
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
@@ -606,6 +706,67 @@ mod tests {
             .unwrap(),
             "(not retried: the 300 KiB sent exceed the 256 KiB retry buffer)"
         );
+    }
+
+    fn hedging(max_attempts: u32, delay_ms: u64) -> HedgingPolicy {
+        HedgingPolicy {
+            max_attempts,
+            delay: Duration::from_millis(delay_ms),
+            non_fatal: 1 << Code::Unavailable as u32,
+        }
+    }
+
+    #[test]
+    fn hedges_start_every_delay_up_to_max_attempts() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = Hedges::new(hedging(3, 100), t0);
+        assert!(h.due(t0));
+        assert_eq!(h.start(t0), 0);
+        assert!(!h.due(ms(99)));
+        assert_eq!(h.next_at(), Some(ms(100)));
+        assert_eq!(h.start(ms(100)), 1);
+        assert_eq!(h.start(ms(200)), 2);
+        assert_eq!(h.next_at(), None, "maxAttempts reached");
+        assert!(!h.due(ms(10_000)));
+        assert_eq!(h.started(), 3);
+    }
+
+    #[test]
+    fn a_non_fatal_failure_starts_the_next_hedge_at_once_and_a_fatal_one_ends() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = Hedges::new(hedging(4, 1000), t0);
+        h.start(t0);
+        assert!(h.after_failure(Code::Unavailable, Pushback::None, None, ms(10)));
+        assert_eq!(h.next_at(), Some(ms(10)));
+        h.start(ms(10));
+        assert_eq!(h.next_at(), Some(ms(1010)), "then hedgingDelay again");
+        let d = Pushback::After(Duration::from_millis(300));
+        assert!(h.after_failure(Code::Unavailable, d, None, ms(20)));
+        assert_eq!(h.next_at(), Some(ms(320)));
+        assert!(!h.after_failure(Code::Internal, Pushback::None, None, ms(30)));
+        assert!(h.after_failure(Code::Unavailable, Pushback::Stop, None, ms(40)));
+        assert_eq!(h.next_at(), None, "the server said no more");
+        // A pushback does not restart hedges that were stopped.
+        assert!(h.after_failure(Code::Unavailable, d, None, ms(50)));
+        assert_eq!(h.next_at(), None);
+    }
+
+    #[test]
+    fn hedging_failures_count_in_the_throttle() {
+        let t = Throttle::new(ThrottleConfig {
+            max_milli: 10_000,
+            ratio_milli: 1000,
+        });
+        let now = Instant::now();
+        let mut h = Hedges::new(hedging(5, 0), now);
+        h.after_failure(Code::Unavailable, Pushback::None, Some(&t), now);
+        assert_eq!(t.milli(), 9000);
+        h.after_failure(Code::Internal, Pushback::None, Some(&t), now);
+        assert_eq!(t.milli(), 9000, "a fatal code is not a throttle failure");
+        h.after_failure(Code::Internal, Pushback::Stop, Some(&t), now);
+        assert_eq!(t.milli(), 8000, "a stop pushback is");
     }
 
     #[test]

@@ -495,19 +495,38 @@ pub(crate) struct CancelCell {
 struct CancelState {
     cancelled: bool,
     current: Option<StreamHandle>,
+    /// Run on cancel: a hedged call's wake-up (it has several attempts, not one `current`).
+    on_cancel: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl CancelCell {
     /// Cancels the call: resets the current attempt, and no other starts.
     pub(crate) fn cancel(&self) {
-        let current = {
+        let (current, hook) = {
             let mut st = lock(&self.state);
             st.cancelled = true;
-            st.current.as_ref().map(StreamHandle::view)
+            (
+                st.current.as_ref().map(StreamHandle::view),
+                st.on_cancel.take(),
+            )
         };
         self.cv.notify_all();
         if let Some(h) = current {
             h.reset(Reason::CANCEL);
+        }
+        if let Some(f) = hook {
+            f();
+        }
+    }
+
+    /// Runs `f` when the call is cancelled (at once if it already was).
+    pub(super) fn on_cancel(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut st = lock(&self.state);
+        if st.cancelled {
+            drop(st);
+            f();
+        } else {
+            st.on_cancel = Some(f);
         }
     }
 

@@ -3,16 +3,17 @@
 //! `grpc.service_config` option, parsed when the channel is built.
 //!
 //! Acted on: each `methodConfig`'s `timeout`, `waitForReady`, `maxRequestMessageBytes`,
-//! `maxResponseMessageBytes` and `retryPolicy` (gRFC A6 retries: see
-//! [`ChannelBuilder::service_config`](crate::ChannelBuilder::service_config)), for the calls its
-//! `name` list matches, and the top-level `retryThrottling`. `retryPolicy` and
-//! `retryThrottling` are validated as A6 says (`maxAttempts` at least 2, and above 5 counted as
-//! 5; back-offs and the multiplier above zero; a non-empty `retryableStatusCodes`, by name or
-//! number; `maxTokens` 1 to 1000; `tokenRatio` above zero, three decimals).
+//! `maxResponseMessageBytes`, `retryPolicy` and `hedgingPolicy` (gRFC A6 retries and hedging:
+//! see [`ChannelBuilder::service_config`](crate::ChannelBuilder::service_config); hedging
+//! applies to unary calls), for the calls its `name` list matches, and the top-level
+//! `retryThrottling`. `retryPolicy`, `hedgingPolicy` and `retryThrottling` are validated as A6
+//! says (`maxAttempts` at least 2, and above 5 counted as 5; back-offs and the multiplier above
+//! zero; a non-empty `retryableStatusCodes`, by name or number; a `hedgingDelay` duration, zero
+//! allowed; `nonFatalStatusCodes` optional, by name or number; `maxTokens` 1 to 1000;
+//! `tokenRatio` above zero, three decimals); a method config with both policies is refused.
 //! `loadBalancingConfig`, `loadBalancingPolicy` and `healthCheckConfig` are kept here and
-//! read by the load balancer (`lb.rs`). Parsed, type-checked and kept but not acted on:
-//! `hedgingPolicy`. Other fields are ignored, as gRPC does, so configs written for newer gRPC
-//! versions still load.
+//! read by the load balancer (`lb.rs`). Other fields are ignored, as gRPC does, so configs
+//! written for newer gRPC versions still load.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::call::CallOptions;
-use super::retry::{self, RetryPolicy, ThrottleConfig};
+use super::retry::{self, HedgingPolicy, RetryPolicy, ThrottleConfig};
 use crate::status::Code;
 
 /// A parsed service config.
@@ -52,9 +53,8 @@ pub(crate) struct MethodConfig {
     pub(crate) max_response_bytes: Option<usize>,
     /// `retryPolicy`, validated.
     pub(crate) retry_policy: Option<RetryPolicy>,
-    /// Kept for hedging (not acted on yet).
-    #[allow(dead_code)]
-    pub(crate) hedging_policy: Option<Value>,
+    /// `hedgingPolicy`, validated (never together with `retry_policy`).
+    pub(crate) hedging_policy: Option<HedgingPolicy>,
 }
 
 /// The largest `timeout` a proto Duration holds (10 000 years, in seconds).
@@ -104,8 +104,17 @@ impl ServiceConfig {
                     Some(v) => Some(retry_policy(v, &path(&at, "retryPolicy"))?),
                     None => None,
                 },
-                hedging_policy: field(obj, &at, "hedgingPolicy", Kind::Object)?.cloned(),
+                hedging_policy: match field(obj, &at, "hedgingPolicy", Kind::Object)? {
+                    Some(v) => Some(hedging_policy(v, &path(&at, "hedgingPolicy"))?),
+                    None => None,
+                },
             });
+            let m = config.methods.last().expect("pushed above");
+            if m.retry_policy.is_some() && m.hedging_policy.is_some() {
+                return Err(format!(
+                    "{at}: has both retryPolicy and hedgingPolicy; a method may have only one"
+                ));
+            }
         }
         Ok(config)
     }
@@ -158,9 +167,12 @@ impl ServiceConfig {
     }
 
     /// Turns retries on as `options` say: with them enabled and some method having a retry
-    /// policy, the channel gets its retry state (throttle and buffer).
+    /// or hedging policy, the channel gets its retry state (throttle and buffer).
     pub(crate) fn with_retries(mut self, options: retry::RetryOptions) -> ServiceConfig {
-        let any = self.methods.iter().any(|m| m.retry_policy.is_some());
+        let any = self
+            .methods
+            .iter()
+            .any(|m| m.retry_policy.is_some() || m.hedging_policy.is_some());
         self.retry = (options.enabled && any)
             .then(|| Arc::new(retry::ChannelRetry::new(options, self.retry_throttling)));
         self
@@ -309,12 +321,7 @@ fn retry_policy(v: &Value, at: &str) -> Result<RetryPolicy, String> {
             .filter(|v| !v.is_null())
             .ok_or_else(|| format!("{}: required", path(at, key)))
     };
-    let attempts = need("maxAttempts")?;
-    let max_attempts = integer(attempts)
-        .ok_or_else(|| format!("{}: {attempts} is not an integer", path(at, "maxAttempts")))?;
-    if max_attempts < 2 {
-        return Err(format!("{}: must be at least 2", path(at, "maxAttempts")));
-    }
+    let max_attempts = max_attempts(need("maxAttempts")?, at)?;
     let positive_duration = |key: &str| -> Result<Duration, String> {
         let v = need(key)?;
         let text = v
@@ -346,24 +353,68 @@ fn retry_policy(v: &Value, at: &str) -> Result<RetryPolicy, String> {
     if list.is_empty() {
         return Err(format!("{}: must not be empty", path(at, key)));
     }
-    let mut retryable = 0u32;
-    for (i, c) in list.iter().enumerate() {
-        let code = status_code(c).ok_or_else(|| {
-            format!(
-                "{}[{i}]: {c} is not a status code (a name such as \"UNAVAILABLE\", or 0 to 16)",
-                path(at, key)
-            )
-        })?;
-        retryable |= 1 << code as u32;
-    }
+    let retryable = code_set(list, &path(at, key))?;
     Ok(RetryPolicy {
-        max_attempts: u32::try_from(max_attempts)
-            .unwrap_or(u32::MAX)
-            .min(retry::MAX_ATTEMPTS_CAP),
+        max_attempts,
         initial_backoff,
         max_backoff,
         backoff_multiplier,
         retryable,
+    })
+}
+
+/// A policy's `maxAttempts`: an integer of at least 2; above 5 counts as 5 (A6).
+fn max_attempts(v: &Value, at: &str) -> Result<u32, String> {
+    let n =
+        integer(v).ok_or_else(|| format!("{}: {v} is not an integer", path(at, "maxAttempts")))?;
+    if n < 2 {
+        return Err(format!("{}: must be at least 2", path(at, "maxAttempts")));
+    }
+    Ok(u32::try_from(n)
+        .unwrap_or(u32::MAX)
+        .min(retry::MAX_ATTEMPTS_CAP))
+}
+
+/// A list of status codes (names or numbers) at `at`, as a bit set: bit `n` for code `n`.
+fn code_set(list: &[Value], at: &str) -> Result<u32, String> {
+    let mut set = 0u32;
+    for (i, c) in list.iter().enumerate() {
+        let code = status_code(c).ok_or_else(|| {
+            format!(
+                "{at}[{i}]: {c} is not a status code (a name such as \"UNAVAILABLE\", or 0 to 16)"
+            )
+        })?;
+        set |= 1 << code as u32;
+    }
+    Ok(set)
+}
+
+/// A `hedgingPolicy` at `at`, validated as gRFC A6 asks.
+fn hedging_policy(v: &Value, at: &str) -> Result<HedgingPolicy, String> {
+    let obj = v.as_object().map_or_else(Map::new, Clone::clone);
+    let need = |key: &str| {
+        obj.get(key)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| format!("{}: required", path(at, key)))
+    };
+    let max_attempts = max_attempts(need("maxAttempts")?, at)?;
+    // Required, as grpc-java has it; "0s" starts every attempt at once.
+    let d = need("hedgingDelay")?;
+    let text = d
+        .as_str()
+        .ok_or_else(|| format!("{}: {d} is not a string", path(at, "hedgingDelay")))?;
+    let delay = duration(text, at, "hedgingDelay")?;
+    let non_fatal = match field(&obj, at, "nonFatalStatusCodes", Kind::Array)? {
+        Some(list) => code_set(
+            list.as_array().map_or(&[][..], Vec::as_slice),
+            &path(at, "nonFatalStatusCodes"),
+        )?,
+        None => 0,
+    };
+    Ok(HedgingPolicy {
+        max_attempts,
+        delay,
+        non_fatal,
     })
 }
 
@@ -446,9 +497,10 @@ mod tests {
              "timeout": "0.000000001s", "waitForReady": false,
              "retryPolicy": {"maxAttempts": 9, "initialBackoff": "0.1s", "maxBackoff": "1s",
                              "backoffMultiplier": 1.5,
-                             "retryableStatusCodes": ["UNAVAILABLE", "aborted", 4]},
-             "hedgingPolicy": {}},
-            {"name": [{"service": "c.U"}]}
+                             "retryableStatusCodes": ["UNAVAILABLE", "aborted", 4]}},
+            {"name": [{"service": "c.U"}],
+             "hedgingPolicy": {"maxAttempts": 7, "hedgingDelay": "0.5s",
+                               "nonFatalStatusCodes": ["UNAVAILABLE", 13]}}
         ]
     }"#;
 
@@ -489,7 +541,14 @@ mod tests {
             ..Default::default()
         });
         assert!(off.retry.is_none());
-        assert!(c.methods[2].hedging_policy.is_some());
+        assert_eq!(
+            c.methods[3].hedging_policy,
+            Some(HedgingPolicy {
+                max_attempts: 5,
+                delay: Duration::from_millis(500),
+                non_fatal: (1 << Code::Unavailable as u32) | (1 << Code::Internal as u32),
+            })
+        );
     }
 
     #[test]
@@ -712,6 +771,71 @@ mod tests {
             r#"{{"methodConfig": [{{"retryPolicy": {{{OK}}}}}]}}"#
         ))
         .is_ok());
+    }
+
+    #[test]
+    fn hedging_policies_are_validated() {
+        let policy = |fields: &str| {
+            ServiceConfig::parse(&format!(
+                r#"{{"methodConfig": [{{"hedgingPolicy": {{{fields}}}}}]}}"#
+            ))
+        };
+        let at = "methodConfig[0].hedgingPolicy";
+        let ok = policy(r#""maxAttempts": 2, "hedgingDelay": "0s""#).unwrap();
+        assert_eq!(
+            ok.methods[0].hedging_policy,
+            Some(HedgingPolicy {
+                max_attempts: 2,
+                delay: Duration::ZERO,
+                non_fatal: 0
+            })
+        );
+        for (fields, e) in [
+            (
+                r#""hedgingDelay": "1s""#,
+                format!("{at}.maxAttempts: required"),
+            ),
+            (
+                r#""maxAttempts": 1, "hedgingDelay": "1s""#,
+                format!("{at}.maxAttempts: must be at least 2"),
+            ),
+            (
+                r#""maxAttempts": "x", "hedgingDelay": "1s""#,
+                format!(r#"{at}.maxAttempts: "x" is not an integer"#),
+            ),
+            (
+                r#""maxAttempts": 3"#,
+                format!("{at}.hedgingDelay: required"),
+            ),
+            (
+                r#""maxAttempts": 3, "hedgingDelay": "-1s""#,
+                format!(r#"{at}.hedgingDelay: "-1s" is not a duration like "1.5s""#),
+            ),
+            (
+                r#""maxAttempts": 3, "hedgingDelay": 1"#,
+                format!("{at}.hedgingDelay: 1 is not a string"),
+            ),
+            (
+                r#""maxAttempts": 3, "hedgingDelay": "1s", "nonFatalStatusCodes": "UNAVAILABLE""#,
+                format!(r#"{at}.nonFatalStatusCodes: "UNAVAILABLE" is not a list"#),
+            ),
+            (
+                r#""maxAttempts": 3, "hedgingDelay": "1s", "nonFatalStatusCodes": [14, "NOPE"]"#,
+                format!(
+                    r#"{at}.nonFatalStatusCodes[1]: "NOPE" is not a status code (a name such as "UNAVAILABLE", or 0 to 16)"#
+                ),
+            ),
+        ] {
+            assert_eq!(policy(fields).unwrap_err(), e, "{fields}");
+        }
+        assert_eq!(
+            err(
+                r#"{"methodConfig": [{}, {"hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "1s"},
+                "retryPolicy": {"maxAttempts": 2, "initialBackoff": "1s", "maxBackoff": "1s",
+                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#
+            ),
+            "methodConfig[1]: has both retryPolicy and hedgingPolicy; a method may have only one"
+        );
     }
 
     #[test]

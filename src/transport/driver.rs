@@ -149,6 +149,8 @@ pub(crate) struct StreamSlot {
     pub sent_head: bool,
     /// Callbacks waiting for the peer to finish the stream (client futures).
     pub on_finished: Vec<Box<dyn FnOnce() + Send>>,
+    /// Callbacks waiting for the peer's first answer: a head, or the stream's end (hedging).
+    pub on_answer: Vec<Box<dyn FnOnce() + Send>>,
     /// Set while [`StreamHandle::recv_whole`] waits: its threshold of buffered data. The
     /// reader then does not wake it for a head or data short of that, only for the end.
     pub whole_wait: Option<usize>,
@@ -183,6 +185,7 @@ impl StreamSlot {
             sent_end: false,
             sent_head: false,
             on_finished: Vec::new(),
+            on_answer: Vec::new(),
             whole_wait: None,
             outbox: VecDeque::new(),
             outbox_trailers: None,
@@ -269,8 +272,12 @@ impl State {
     fn collect_finished(&mut self, id: StreamId) {
         let lost = self.lost.is_some();
         if let Some(slot) = self.streams.get_mut(&id) {
-            if (slot.end || slot.reset.is_some() || lost) && !slot.on_finished.is_empty() {
+            let finished = slot.end || slot.reset.is_some() || lost;
+            if finished && !slot.on_finished.is_empty() {
                 self.deferred.append(&mut slot.on_finished);
+            }
+            if (finished || slot.head.is_some()) && !slot.on_answer.is_empty() {
+                self.deferred.append(&mut slot.on_answer);
             }
         }
     }
@@ -293,6 +300,7 @@ impl State {
             }
             slot.cv.notify_all();
             self.deferred.append(&mut slot.on_finished);
+            self.deferred.append(&mut slot.on_answer);
         }
         self.conn_cv.notify_all();
     }
@@ -1036,7 +1044,9 @@ pub(crate) fn set_before_block(hook: Option<Arc<dyn BeforeBlock>>) {
     BEFORE_BLOCK.with(|b| *b.borrow_mut() = hook);
 }
 
-fn before_block() {
+/// Runs this thread's [`BeforeBlock`] hook, if set, before a wait that is not on a stream's
+/// [`WaitCell`] (a hedged call waiting for its attempts' first answer).
+pub(crate) fn before_block() {
     if let Some(h) = BEFORE_BLOCK.with(|b| b.borrow_mut().take()) {
         h.before_block();
     }
@@ -1354,6 +1364,30 @@ impl StreamHandle {
         match st.streams.get_mut(&self.id) {
             Some(slot) if !(slot.end || slot.reset.is_some() || lost) => {
                 slot.on_finished.push(f);
+            }
+            _ => {
+                drop(st);
+                f();
+            }
+        }
+    }
+
+    /// Registers `f` to run (on the reader thread, without locks) once the peer answered:
+    /// its first header block came, or it finished the stream, or the connection died. Runs
+    /// it at once, on this thread, if that already happened. Lets one thread wait for the
+    /// first answer among several streams (hedged attempts, maybe on different connections).
+    pub fn on_answer(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut st = self.shared.lock();
+        let lost = st.lost.is_some();
+        match st.streams.get_mut(&self.id) {
+            Some(slot)
+                if !(slot.head.is_some()
+                    || slot.head_taken
+                    || slot.end
+                    || slot.reset.is_some()
+                    || lost) =>
+            {
+                slot.on_answer.push(f);
             }
             _ => {
                 drop(st);
