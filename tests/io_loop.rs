@@ -371,3 +371,85 @@ fn a_request_that_is_not_grpc_is_still_checked_to_its_end() {
     assert_eq!(bad_reset, Some(Reason::PROTOCOL_ERROR));
     assert_eq!(good_status.as_deref(), Some("415"));
 }
+
+#[test]
+fn a_quick_method_whose_handler_blocks_does_not_hold_back_requests_read_with_it() {
+    // Two requests arrive in one read for a method whose handlers are usually quick, so the
+    // loop runs them inline, one after the other. The first blocks (on a latch, not on a
+    // stream): the loop moves to another thread after ~1 ms, and the second must go to the
+    // pool then, not wait for the first to return.
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let service = Service::builder("test.Slow")
+        .unary("Echo", move |m: Text, _: &ServerContext| {
+            if m.s == "block" {
+                let _ = release_rx.recv_timeout(WAIT);
+            }
+            Ok::<_, Status>(m)
+        })
+        .build();
+    let server = Server::builder()
+        .max_workers(4)
+        .add_service(service)
+        .build();
+    let port = server.add_insecure_port("127.0.0.1:0").unwrap();
+    server.start().unwrap();
+    let ch = Channel::insecure(&format!("127.0.0.1:{port}")).unwrap();
+    for _ in 0..50 {
+        // Teach the server that the method is quick (inline-eligible).
+        ch.unary::<_, Text>(
+            "/test.Slow/Echo",
+            Request::new(Text { s: "warm".into() }).with_timeout(WAIT),
+        )
+        .unwrap();
+    }
+
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn = Connection::new(Role::Client, Config::default());
+    let headers = hs(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/test.Slow/Echo"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]);
+    let first = conn.open_stream(&headers, false).unwrap();
+    conn.send_data(first, &grpc_message("block"), true).unwrap();
+    let second = conn.open_stream(&headers, false).unwrap();
+    conn.send_data(second, &grpc_message("quick"), true)
+        .unwrap();
+    // Both requests in one write, after the preface.
+    sock.write_all(&conn.take_output()).unwrap();
+
+    let deadline = Instant::now() + WAIT;
+    let mut buf = vec![0u8; 65536];
+    let mut second_done = false;
+    while !second_done {
+        assert!(
+            Instant::now() < deadline,
+            "the second request waited behind the blocked first one"
+        );
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        conn.recv(&buf[..n], Instant::now()).unwrap();
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                grpc_sync::h2::conn::Event::Headers {
+                    stream_id,
+                    end_stream,
+                    ..
+                } if stream_id == second && end_stream => second_done = true,
+                grpc_sync::h2::conn::Event::Headers { stream_id, .. } if stream_id == first => {
+                    panic!("the blocked call answered before it was released")
+                }
+                _ => {}
+            }
+        }
+        let out = conn.take_output();
+        if !out.is_empty() {
+            sock.write_all(&out).unwrap();
+        }
+    }
+    release_tx.send(()).unwrap();
+}

@@ -15,7 +15,7 @@
 //! (`server::handoff`).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::Ordering;
@@ -196,6 +196,7 @@ impl IoLoops {
                 scratch: vec![0u8; 64 * 1024],
                 woken: Vec::new(),
                 jobs: Vec::new(),
+                batch: Arc::new(Mutex::new(VecDeque::new())),
                 turn: 0,
                 busy: false,
             });
@@ -290,6 +291,10 @@ pub(crate) struct IoLoop {
     woken: Vec<usize>,
     /// Unary handlers to run inline after this round.
     jobs: Vec<Job>,
+    /// The handlers of the round being run inline, not started yet. Shared with the thread
+    /// that runs them: if the loop moves to another thread meanwhile, it hands what is left
+    /// to the pool, so they do not wait behind a handler that blocked.
+    batch: Arc<Mutex<VecDeque<Job>>>,
     /// The loop that gets the next accepted connection.
     turn: usize,
     /// The last inbox round had connections to write for.
@@ -307,6 +312,12 @@ enum End {
 /// Continues a loop on a spare thread (the role moved here from a thread running a handler).
 /// If it moves on again, this thread just goes back to being a spare.
 fn resume(lp: Box<IoLoop>) {
+    // The thread running this round's handlers is stuck in one of them: the rest go to the
+    // pool now rather than wait for it.
+    let left: Vec<Job> = lock(&lp.batch).drain(..).collect();
+    for job in left {
+        queue_job(&lp.core, job);
+    }
     let _ = run(lp);
 }
 
@@ -358,27 +369,29 @@ fn run(mut lp: Box<IoLoop>) -> End {
 /// a park and an unpark per handler cost as much as a small handler.
 fn run_inline(mut lp: Box<IoLoop>) -> Option<Box<IoLoop>> {
     let core = lp.core.clone();
-    let mut jobs = std::mem::take(&mut lp.jobs).into_iter();
+    let batch = lp.batch.clone();
+    lock(&batch).extend(lp.jobs.drain(..));
     let seat = lp.seat.clone();
     seat.park(lp);
     set_before_block(Some(seat.clone() as Arc<dyn BeforeBlock>));
     let mut moved = false;
-    for job in jobs.by_ref() {
+    loop {
+        // Taken one at a time: the loop, if it moves, takes the ones not started.
+        let Some(job) = lock(&batch).pop_front() else {
+            break;
+        };
         let Some(permit) = core.pool.try_inline() else {
             queue_job(&core, job);
             continue;
         };
         permit.run(job);
         if !seat.is_parked() {
-            // The loop went to another thread: the rest go to the pool, not wait for us.
+            // The loop went to another thread, and gave the rest to the pool.
             moved = true;
             break;
         }
     }
     set_before_block(None);
-    for job in jobs {
-        queue_job(&core, job);
-    }
     if moved {
         return None;
     }
