@@ -86,10 +86,12 @@ fn backend(plan: Plan, count: Arc<AtomicUsize>, events: Sender<Event>) -> Backen
             }
             Act::Hang => {
                 let (tx, rx) = bounded::<()>(1);
-                ctx.add_callback(move || {
+                // add_callback says false when the call is over already (cancelled before
+                // the handler got here).
+                let registered = ctx.add_callback(move || {
                     let _ = tx.send(());
                 });
-                if rx.recv_timeout(WAIT).is_ok() && !ctx.is_active() {
+                if (!registered || rx.recv_timeout(WAIT).is_ok()) && !ctx.is_active() {
                     let _ = events.send(Event::Cancelled(i));
                 }
                 Err(Status::aborted(format!("attempt {i} hung")))

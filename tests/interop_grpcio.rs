@@ -59,10 +59,13 @@ fn hooks(name: &str, ctx: &ServerContext) -> Result<(), Status> {
         let ms: u64 = ms.parse().unwrap_or(0);
         // Wait that long, or until the call ends (deadline, cancel).
         let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-        ctx.add_callback(move || {
+        // add_callback says false when the call is over already: no wait then.
+        let registered = ctx.add_callback(move || {
             let _ = tx.send(());
         });
-        let _ = rx.recv_timeout(Duration::from_millis(ms));
+        if registered {
+            let _ = rx.recv_timeout(Duration::from_millis(ms));
+        }
     }
     if let Some(rest) = name.strip_prefix("abort:") {
         let (code, details) = rest.split_once(':').unwrap_or((rest, ""));

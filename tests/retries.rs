@@ -121,10 +121,13 @@ fn start(
             first?;
             // Later attempts answer only once the call is dead (its deadline), bounded by WAIT.
             let (tx, rx) = bounded::<()>(1);
-            ctx.add_callback(move || {
+            // add_callback says false when the call is over already: no wait then.
+            let registered = ctx.add_callback(move || {
                 let _ = tx.send(());
             });
-            let _ = rx.recv_timeout(WAIT);
+            if registered {
+                let _ = rx.recv_timeout(WAIT);
+            }
             Ok(m)
         })
         .client_streaming("Sum", move |reqs: Streaming<Text>, ctx: &ServerContext| {
