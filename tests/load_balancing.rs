@@ -44,6 +44,10 @@ struct Backend {
 }
 
 fn backend_on(tag: &str, port: u16) -> Backend {
+    backend_with(tag, port, None)
+}
+
+fn backend_with(tag: &str, port: u16, tls: Option<&support::certs::Pki>) -> Backend {
     let calls = Arc::new(AtomicUsize::new(0));
     let (c, tag) = (calls.clone(), tag.to_string());
     let health = HealthReporter::new();
@@ -63,9 +67,19 @@ fn backend_on(tag: &str, port: u16) -> Backend {
         )
         .add_service(health.service())
         .build();
-    let port = server
-        .add_insecure_port(&format!("127.0.0.1:{port}"))
-        .expect("bind");
+    let addr = format!("127.0.0.1:{port}");
+    let port = match tls {
+        None => server.add_insecure_port(&addr),
+        Some(pki) => server.add_secure_port(
+            &addr,
+            grpc_sync::ServerCredentials::from_pem(
+                pki.server.cert.as_bytes(),
+                pki.server.key.as_bytes(),
+            )
+            .unwrap(),
+        ),
+    }
+    .expect("bind");
     server.start().expect("start");
     Backend {
         server,
@@ -489,4 +503,56 @@ fn pick_first_tries_the_next_address_after_250_ms_without_dropping_the_first() {
         .build()
         .unwrap();
     assert_eq!(call(&channel).unwrap(), "a");
+}
+
+#[test]
+fn round_robin_over_tls_checks_every_server_as_the_targets_name() {
+    // The target names the service ("localhost", as in the certificates); the resolver gives
+    // the addresses; each subchannel's TLS handshake checks the target's name.
+    let pki = support::certs::Pki::new();
+    let backends: Vec<Backend> = ["a", "b"]
+        .into_iter()
+        .map(|t| backend_with(t, 0, Some(&pki)))
+        .collect();
+    let addrs: Vec<SocketAddr> = backends
+        .iter()
+        .map(|b| SocketAddr::from(([127, 0, 0, 1], b.port)))
+        .collect();
+    let channel = Channel::builder("localhost:443")
+        .tls(grpc_sync::ChannelCredentials::from_ca_pem(pki.ca.as_bytes()).unwrap())
+        .resolver(move || Ok(addrs.clone()))
+        .lb_policy("round_robin")
+        .backoff(fast_backoff())
+        .build()
+        .unwrap();
+    wait_spread(&channel, 2);
+    let (counts, failures) = tally(&channel, 100);
+    assert_eq!(failures, 0);
+    assert_eq!(
+        (counts.get("a"), counts.get("b")),
+        (Some(&50), Some(&50)),
+        "{counts:?}"
+    );
+
+    // A name the certificates do not hold: every subchannel fails its handshake, and the
+    // call says why.
+    let addrs: Vec<SocketAddr> = backends
+        .iter()
+        .map(|b| SocketAddr::from(([127, 0, 0, 1], b.port)))
+        .collect();
+    let wrong = Channel::builder("other.example:443")
+        .tls(grpc_sync::ChannelCredentials::from_ca_pem(pki.ca.as_bytes()).unwrap())
+        .resolver(move || Ok(addrs.clone()))
+        .lb_policy("round_robin")
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let err = loop {
+        let e = call(&wrong).unwrap_err();
+        if e.message().contains("TLS") || Instant::now() >= deadline {
+            break e;
+        }
+    };
+    assert_eq!(err.code(), grpc_sync::Code::Unavailable, "{err}");
+    assert!(err.message().contains("other.example"), "{err}");
 }
