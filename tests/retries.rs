@@ -595,3 +595,54 @@ fn attempts_that_cannot_connect_are_failed_attempts() {
         .map(|e| e.code());
     assert_eq!(e, Some(Code::Unavailable));
 }
+
+#[test]
+fn a_client_stream_whose_first_stream_cannot_open_is_retried_by_the_policy() {
+    // The first lookup names a port where nothing listens; the lookup that the failed connect
+    // asks for starts the server and names it. With a retry policy the call's next attempt
+    // reaches it; the whole stream arrives once, on that attempt.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = Arc::new(std::sync::Mutex::new(None::<TestServer>));
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let (srv, n) = (server.clone(), lookups.clone());
+    let ch = Channel::builder("retry-test:1")
+        .resolver(move || {
+            if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Ok(vec![closed]);
+            }
+            let mut g = srv.lock().unwrap();
+            let s = g.get_or_insert_with(|| start(|_| None));
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], s.port))])
+        })
+        .min_time_between_resolutions(Duration::ZERO)
+        .backoff(grpc_sync::client::BackoffConfig {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            ..Default::default()
+        })
+        .service_config(
+            r#"{"methodConfig": [{"name": [{"service": "test.Retry"}],
+                "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "0.5s",
+                                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+        )
+        .build()
+        .unwrap();
+    let reqs = ["a", "b", "c"].map(text);
+    let r: Num = ch
+        .client_streaming(
+            "/test.Retry/Sum",
+            Request::new(reqs.into_iter()).with_timeout(WAIT),
+        )
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.n, 3);
+    assert!(lookups.load(Ordering::SeqCst) >= 2);
+    let seen = server.lock().unwrap().as_ref().unwrap().seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].messages, 3);
+    // The attempt that reached the server was not the first.
+    assert!(seen[0].previous.is_some(), "{seen:?}");
+}

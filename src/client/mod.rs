@@ -1664,20 +1664,38 @@ impl Channel {
         Req: Message + 'static,
         I: Iterator<Item = Req> + Send + 'static,
     {
-        let handle = self.open(path, &p.opts, p.deadline, None)?;
-        let error = Arc::new(std::sync::Mutex::new(None));
-        let mut retry = None;
-        let sink = match (p.retry, self.retry_state()) {
-            (Some(policy), Some(shared)) => {
-                let replay = retry_call::StreamReplay::new(handle.view(), shared.call_buffer());
-                retry = Some(Box::new(retry_call::Retrier::new(
+        // With a retry policy, a first stream that cannot be opened (no connection) is a
+        // failed attempt the policy decides on, as for the other call kinds.
+        let mut opened_after = None;
+        let handle = match (self.open(path, &p.opts, p.deadline, None), p.retry) {
+            (Ok(h), _) => h,
+            (Err(s), Some(policy)) if self.retry_state().is_some() => {
+                let mut r = retry_call::Retrier::new(
                     self,
                     path,
                     &p.opts,
                     p.deadline,
                     policy,
-                    retry_call::Replay::Stream(replay.clone()),
-                )));
+                    retry_call::Replay::Open,
+                );
+                let h = r.after_failure(&s, false, None)?;
+                opened_after = Some(r);
+                h
+            }
+            (Err(s), _) => return Err(s),
+        };
+        let error = Arc::new(std::sync::Mutex::new(None));
+        let mut retry = None;
+        let sink = match (p.retry, self.retry_state()) {
+            (Some(policy), Some(shared)) => {
+                let replay = retry_call::StreamReplay::new(handle.view(), shared.call_buffer());
+                let stream = retry_call::Replay::Stream(replay.clone());
+                retry = Some(Box::new(match opened_after {
+                    Some(r) => r.with_replay(stream),
+                    None => {
+                        retry_call::Retrier::new(self, path, &p.opts, p.deadline, policy, stream)
+                    }
+                }));
                 Sink::Replay(replay)
             }
             _ => Sink::Direct(handle.view()),

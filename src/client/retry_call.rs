@@ -29,6 +29,10 @@ pub(super) enum Replay {
     Whole(Option<Bytes>, CallBuffer),
     /// Client- and bidi-streaming calls: the messages so far, shared with the sender thread.
     Stream(Arc<StreamReplay>),
+    /// A streaming call whose first stream could not be opened: nothing was sent yet, so a
+    /// retry only opens a stream. Replaced by `Stream` once one is open
+    /// ([`Retrier::with_replay`]).
+    Open,
 }
 
 /// What to do after an attempt failed.
@@ -128,7 +132,15 @@ impl Retrier {
                 buffer.release();
             }
             Replay::Stream(r) => r.commit(),
+            Replay::Open => {}
         }
+    }
+
+    /// The same call state (attempts made, throttle) with another replay: a streaming call
+    /// whose first open failed gets its `Stream` replay once a stream is open.
+    pub(super) fn with_replay(mut self, replay: Replay) -> Retrier {
+        self.replay = replay;
+        self
     }
 
     /// The stream of this call's first attempt, for a retried future's cancel.
@@ -175,6 +187,7 @@ impl Retrier {
         match &self.replay {
             Replay::Whole(_, buffer) => buffer.overflow(),
             Replay::Stream(r) => r.overflow(),
+            Replay::Open => None,
         }
     }
 
@@ -291,6 +304,7 @@ impl Retrier {
                 || self.channel.open(self.path, &opts, self.deadline, None),
                 self.deadline,
             )?,
+            Replay::Open => self.channel.open(self.path, &opts, self.deadline, None)?,
         };
         if let Some(c) = &self.cancel {
             let mut st = lock(&c.state);
