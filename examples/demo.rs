@@ -1,5 +1,6 @@
 //! Every example at once: one server with all the services on `127.0.0.1:0`, every client
-//! routine run against it, and each result checked.
+//! routine run against it, and each result checked; then a small deployment: three Greeter
+//! servers behind one round_robin channel with a retry policy, one of them stopped mid-way.
 //!
 //! Run: `cargo run --release --example demo` (`-- --option NAME=VALUE`, repeatable, gives grpcio
 //! channel arguments to the server and the channel). Exits 0 only if every check passed.
@@ -12,14 +13,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use grpc_sync::health::{HealthCheckRequest, HealthClient, HealthReporter, ServingStatus};
-use grpc_sync::{Channel, Code, OptionValue, Server};
+use grpc_sync::{Channel, Code, MetadataMap, OptionValue, Request, Server, ServerContext, Status};
 
 use common::checks::{self, Checks, SEED};
 use common::pb::calculator::demo_server::DemoServer as CalculatorServer;
 use common::pb::compute::compute_server::ComputeServer;
 use common::pb::contact::contact_server::ContactServer;
 use common::pb::format_data::format_data_server::FormatDataServer;
-use common::pb::helloworld::greeter_server::GreeterServer;
+use common::pb::helloworld::greeter_client::GreeterClient;
+use common::pb::helloworld::greeter_server::{self, GreeterServer};
+use common::pb::helloworld::{HelloReply, HelloRequest};
 use common::pb::route_guide::route_guide_server::RouteGuideServer;
 use common::pb::simple_cal::cal_server::CalServer;
 use common::pb::streams::demo_server::DemoServer as StreamsServer;
@@ -284,8 +287,119 @@ fn run(options: &[(String, OptionValue)]) -> Result<bool, BoxError> {
         c.eq("List: two services", &r.listed, &2);
     }
 
+    if let Some(r) = c.section("deployment", deployment) {
+        c.eq(
+            "round_robin: 30 calls over three servers land 10 on each",
+            &r.spread,
+            &vec![10, 10, 10],
+        );
+        c.eq(
+            "one server stopped: its calls go to the other two, retried if they were on it",
+            &(r.failed_after_stop, r.to_stopped_after_stop),
+            &(0, 0),
+        );
+    }
+
     server.stop(Some(Duration::from_secs(1))).wait();
     Ok(c.summary())
+}
+
+/// A Greeter that names its server in trailing metadata `x-served-by`.
+struct TaggedGreeter(&'static str);
+
+impl greeter_server::Greeter for TaggedGreeter {
+    fn say_hello(&self, request: HelloRequest, ctx: &ServerContext) -> Result<HelloReply, Status> {
+        let mut md = MetadataMap::new();
+        md.insert("x-served-by", self.0)?;
+        ctx.set_trailing_metadata(md);
+        Ok(HelloReply {
+            message: format!("hello {}", request.name),
+        })
+    }
+
+    fn say_hello_again(
+        &self,
+        request: HelloRequest,
+        ctx: &ServerContext,
+    ) -> Result<HelloReply, Status> {
+        self.say_hello(request, ctx)
+    }
+}
+
+/// What the deployment section saw.
+struct Deployment {
+    /// Calls per server (a, b, c) out of 30.
+    spread: Vec<usize>,
+    failed_after_stop: usize,
+    to_stopped_after_stop: usize,
+}
+
+/// Three Greeter servers, a round_robin channel over them whose service config retries
+/// UNAVAILABLE; 30 calls; then server c stops without grace and 30 more calls are made.
+fn deployment() -> Result<Deployment, BoxError> {
+    let tags = ["a", "b", "c"];
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for tag in tags {
+        let server = Server::builder()
+            .add_service(GreeterServer::new(TaggedGreeter(tag)))
+            .build();
+        let port = server.add_insecure_port("127.0.0.1:0")?;
+        server.start()?;
+        addrs.push(format!("127.0.0.1:{port}"));
+        servers.push(server);
+    }
+    let channel = Channel::builder(&format!("ipv4:{}", addrs.join(",")))
+        .service_config(
+            r#"{"loadBalancingConfig": [{"round_robin": {}}],
+                "methodConfig": [{"name": [{"service": "helloworld.Greeter"}],
+                  "timeout": "5s",
+                  "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s",
+                    "maxBackoff": "0.1s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+        )
+        .build()?;
+    channel.wait_for_ready(EVENT_WAIT)?;
+    let client = GreeterClient::new(channel.clone());
+    // round_robin connects every subchannel in the background: wait until all three answer.
+    let deadline = Instant::now() + EVENT_WAIT;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < tags.len() && Instant::now() < deadline {
+        let r = client.say_hello_with_call(Request::new(HelloRequest { name: "lb".into() }))?;
+        seen.insert(
+            r.trailing_metadata()
+                .get("x-served-by")
+                .unwrap_or("?")
+                .to_string(),
+        );
+    }
+    let mut tally = |n: usize| {
+        let mut counts = [0usize; 3];
+        let mut failed = 0;
+        for _ in 0..n {
+            match client.say_hello_with_call(Request::new(HelloRequest { name: "lb".into() })) {
+                Ok(r) => {
+                    let tag = r.trailing_metadata().get("x-served-by").unwrap_or("?");
+                    if let Some(i) = tags.iter().position(|t| *t == tag) {
+                        counts[i] += 1;
+                    }
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        (counts, failed)
+    };
+    let (spread, _) = tally(30);
+    servers[2].stop(None).wait();
+    let (after, failed_after_stop) = tally(30);
+    println!(
+        "deployment: round_robin spread {spread:?}; after stopping c: {after:?}, {failed_after_stop} failed"
+    );
+    Ok(Deployment {
+        spread: spread.to_vec(),
+        failed_after_stop,
+        to_stopped_after_stop: after[2],
+    })
 }
 
 /// What the health client saw.

@@ -367,7 +367,7 @@ impl Connector {
                     log::warn!(
                         "grpc-sync: the server at {} said too_many_pings: the next connection \
                          pings every {} ms (twice the last keepalive time)",
-                        self.target,
+                        self.name(),
                         ms.saturating_mul(2)
                     );
                 }
@@ -449,7 +449,7 @@ impl Connector {
                     crate::logging::log_limited!(
                         crate::logging::CLIENT_CONN,
                         "grpc-sync: cannot connect to {}: {e}; next attempt in {delay:.1?}",
-                        self.target
+                        self.name()
                     );
                     s.retry_at = Some(Instant::now() + delay);
                     s.last_error = Some(e.clone());
@@ -530,11 +530,23 @@ impl Connector {
             }
         }
         errors.extend(race.timed_out());
+        if self.only.is_some() {
+            // A subchannel: its one address names itself in the error.
+            return Err(errors.join("; "));
+        }
         Err(format!(
             "failed to connect to all addresses of {}; {}",
             self.target,
             errors.join("; ")
         ))
+    }
+
+    /// The target, or for a subchannel its address and the target it belongs to (log lines).
+    fn name(&self) -> String {
+        match self.only {
+            Some(a) => format!("{a} (a subchannel of {})", self.target),
+            None => self.target.to_string(),
+        }
     }
 
     /// Where this attempt connects: a tunnel through the proxy to the target's name, unless
