@@ -373,7 +373,7 @@ fn deployment() -> Result<Deployment, BoxError> {
                 .to_string(),
         );
     }
-    let mut tally = |n: usize| {
+    let tally = |n: usize| {
         let mut counts = [0usize; 3];
         let mut failed = 0;
         for _ in 0..n {
