@@ -171,9 +171,8 @@ fn too_many_pings(shared: &Shared) -> bool {
         && st.goaway_debug.as_deref() == Some(&b"too_many_pings"[..])
 }
 
-fn usable(shared: &Shared) -> bool {
-    let st = shared.lock();
-    st.lost.is_none() && !st.write_failed && st.goaway.is_none() && !st.conn.is_closed()
+pub(crate) fn usable(shared: &Shared) -> bool {
+    shared.lock().takes_new_streams()
 }
 
 impl Connector {

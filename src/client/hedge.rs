@@ -238,13 +238,7 @@ impl Hedged<'_> {
 
     /// Opens attempt `n` (the attempts before it: its `grpc-previous-rpc-attempts`).
     fn open(&mut self, n: u32) -> Result<(), Status> {
-        let mut opts = self.p.opts.clone();
-        if n > 0 {
-            // Not a reserved name; a decimal number is always a valid value.
-            let _ = opts
-                .metadata
-                .insert(retry::PREVIOUS_ATTEMPTS_HEADER, &n.to_string());
-        }
+        let opts = retry::attempt_options(&self.p.opts, n);
         let handle = self
             .channel
             .open(self.path, &opts, self.p.deadline, Some(self.framed))?;

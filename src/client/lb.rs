@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::conn::{ConnectivityState, Connector};
+use super::conn::{usable, ConnectivityState, Connector};
 use super::health::HealthWatch;
 use super::resolver::AddressBook;
 use super::target::Target;
@@ -143,8 +143,10 @@ impl Sub {
         if let Some(w) = lock(&self.watch).take() {
             w.reset(crate::h2::error::Reason::CANCEL);
         }
+        // Taken before the shutdown, which lets go of it: the keeper may be waiting on it.
+        let conn = self.connector.current();
         self.connector.shutdown();
-        if let Some(c) = self.connector.current() {
+        if let Some(c) = conn {
             let st = c.lock();
             st.conn_cv.notify_all();
         }
@@ -188,6 +190,18 @@ struct RrState {
     shutdown: bool,
 }
 
+impl RrState {
+    /// Rebuilds the list of connections that may be picked from the entries.
+    fn republish(&mut self) {
+        self.ready = self
+            .entries
+            .iter()
+            .filter(|e| e.state == ConnectivityState::Ready && e.serving)
+            .filter_map(|e| e.conn.clone())
+            .collect();
+    }
+}
+
 /// The shared half of a `round_robin` balancer: what callers read and keepers write.
 struct Board {
     state: Mutex<RrState>,
@@ -201,11 +215,6 @@ pub(crate) struct RoundRobin {
     next: AtomicUsize,
 }
 
-fn usable(conn: &Shared) -> bool {
-    let st = conn.lock();
-    st.lost.is_none() && !st.write_failed && st.goaway.is_none() && !st.conn.is_closed()
-}
-
 impl Board {
     /// Updates subchannel `sub`'s entry with `f` and republishes the ready list.
     fn update(&self, sub: &Arc<Sub>, f: impl FnOnce(&mut Entry)) {
@@ -213,12 +222,7 @@ impl Board {
         if let Some(e) = st.entries.iter_mut().find(|e| Arc::ptr_eq(&e.sub, sub)) {
             f(e);
         }
-        st.ready = st
-            .entries
-            .iter()
-            .filter(|e| e.state == ConnectivityState::Ready && e.serving)
-            .filter_map(|e| e.conn.clone())
-            .collect();
+        st.republish();
         drop(st);
         self.book.bump();
     }
@@ -295,12 +299,7 @@ impl RoundRobin {
             );
             gone.sub.stop();
         }
-        st.ready = st
-            .entries
-            .iter()
-            .filter(|e| e.state == ConnectivityState::Ready && e.serving)
-            .filter_map(|e| e.conn.clone())
-            .collect();
+        st.republish();
     }
 
     fn pick(&self, wait_for_ready: bool, deadline: Option<Instant>) -> Result<Arc<Shared>, Status> {
@@ -495,10 +494,7 @@ fn wait_for_preface(sub: &Sub, conn: &Arc<Shared>) -> bool {
 fn wait_until_unusable(sub: &Sub, conn: &Arc<Shared>) {
     let mut st = conn.lock();
     loop {
-        if st.lost.is_some() || st.write_failed || st.goaway.is_some() || st.conn.is_closed() {
-            return;
-        }
-        if sub.is_stopped() {
+        if !st.takes_new_streams() || sub.is_stopped() {
             return;
         }
         let cv = st.conn_cv.clone();

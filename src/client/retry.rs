@@ -29,6 +29,19 @@ pub(crate) const PUSHBACK_HEADER: &str = "grpc-retry-pushback-ms";
 /// The request header that tells the server how many attempts came before this one.
 pub(crate) const PREVIOUS_ATTEMPTS_HEADER: &str = "grpc-previous-rpc-attempts";
 
+/// The options of an attempt with `previous` attempts before it: the call's, plus
+/// `grpc-previous-rpc-attempts` from the second attempt on.
+pub(crate) fn attempt_options(opts: &super::CallOptions, previous: u32) -> super::CallOptions {
+    let mut opts = opts.clone();
+    if previous > 0 {
+        // Not a reserved name; a decimal number is always a valid value.
+        let _ = opts
+            .metadata
+            .insert(PREVIOUS_ATTEMPTS_HEADER, &previous.to_string());
+    }
+    opts
+}
+
 /// The channel's retry settings, from the builder (grpcio's `grpc.enable_retries` and
 /// `grpc.per_rpc_retry_buffer_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -284,14 +284,7 @@ impl Retrier {
 
     /// Starts the next attempt, sending the request again.
     fn next_attempt(&mut self) -> Result<StreamHandle, Status> {
-        let previous = self.attempts.made() - 1;
-        let mut opts = self.opts.clone();
-        if previous > 0 {
-            // Not a reserved name; a decimal number is always a valid value.
-            let _ = opts
-                .metadata
-                .insert(retry::PREVIOUS_ATTEMPTS_HEADER, &previous.to_string());
-        }
+        let opts = retry::attempt_options(&self.opts, self.attempts.made() - 1);
         let handle = match &self.replay {
             Replay::Whole(Some(framed), _) => {
                 self.channel

@@ -283,6 +283,12 @@ impl State {
     }
 
     /// Marks the connection dead and wakes every waiter.
+    /// Whether the connection can take new streams: not lost, no failed write, no GOAWAY
+    /// from the peer, not closed.
+    pub fn takes_new_streams(&self) -> bool {
+        self.lost.is_none() && !self.write_failed && self.goaway.is_none() && !self.conn.is_closed()
+    }
+
     pub fn set_lost(&mut self, lost: ConnLost) {
         if self.lost.is_none() {
             self.lost = Some(lost);
